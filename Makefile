@@ -1,0 +1,22 @@
+# The two commands of the README: `make demo` and `make test` (each sets up first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo-output
+
+.PHONY: setup demo test bench clean
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/wavesep demo --out $(DEMO_DIR)
+
+# pytest exits 5 when it collects nothing; make treats that as the failure it is.
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/render.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,3 @@
+from wavesep.cli import main
+
+raise SystemExit(main())
