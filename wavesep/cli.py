@@ -1,0 +1,156 @@
+"""The ``wavesep`` command: a thin layer over the Python API, one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from wavesep import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavesep",
+        description="Music source separation in the waveform domain, trained on stems rendered from MIDI.",
+    )
+    parser.add_argument("--version", action="version", version=f"wavesep {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    midi = commands.add_parser("midi", help="make and index MIDI corpora")
+    midi_commands = midi.add_subparsers(dest="midi_command", metavar="COMMAND", required=True)
+    generate = midi_commands.add_parser("generate", help="write procedural multi-instrument songs as MIDI")
+    generate.add_argument("--out", required=True, type=Path, help="folder for the .mid files")
+    generate.add_argument("--songs", type=_positive_int, default=10, help="how many songs (default 10)")
+    generate.add_argument("--seed", type=int, default=0, help="same seed, same songs (default 0)")
+    generate.set_defaults(func=cmd_generate)
+
+    index = midi_commands.add_parser("index", help="scan MIDI files: instruments, durations, splits, errors")
+    index.add_argument("source", type=Path, help="a folder of .mid/.midi files (searched recursively) or one file")
+    index.add_argument("--out", required=True, type=Path, help="index file to write (JSON Lines)")
+    index.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
+    index.set_defaults(func=cmd_index)
+
+    render = commands.add_parser(
+        "render", help="render MIDI songs to per-instrument stems and their mixture",
+        description="Render each instrument of each song to its own stem, in one pass, so that the mixture "
+                    "is exactly the sum of the stems. Resumable: finished songs are skipped.",
+    )
+    render.add_argument("source", type=Path, help="a MIDI folder, a MIDI file, or an index from `wavesep midi index`")
+    render.add_argument("--out", required=True, type=Path, help="dataset folder")
+    render.add_argument("--soundfont", type=Path, help="an .sf2 or .sf3 file (default: FluidR3_GM)")
+    render.add_argument("--sample-rate", type=int, default=44100)
+    render.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
+    render.add_argument("--shard", default="1/1", metavar="K/N", help="render only shard K of N (default 1/1)")
+    render.add_argument("--tail", type=float, default=3.0, metavar="SECONDS",
+                        help="cap on release tails after the last note (default 3)")
+    render.add_argument("--stem-lufs", type=float, default=-13.0, help="loudness of every stem (default -13)")
+    render.set_defaults(func=cmd_render)
+
+    instruments = commands.add_parser("instruments", help="list General MIDI programs and stem sets")
+    instruments.add_argument("--stem-set", help="show one stem set (a built-in name or a YAML file)")
+    instruments.set_defaults(func=cmd_instruments)
+
+    demo = commands.add_parser("demo", help="generate songs, render them, and print what was made")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.add_argument("--songs", type=_positive_int, default=6)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"wavesep: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("wavesep: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_generate(args) -> int:
+    from wavesep.midi.generate import generate_songs
+
+    paths = generate_songs(args.out, args.songs, args.seed)
+    print(f"wrote {len(paths)} songs to {args.out}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from wavesep.midi.index import build_index, summarize
+
+    records = build_index(args.source, args.out, workers=args.workers)
+    print(summarize(records))
+    print(f"index written to {args.out}")
+    return 0
+
+
+def _render_settings(args):
+    from wavesep.synth.render import RenderSettings
+
+    return RenderSettings(sample_rate=args.sample_rate, tail_s=args.tail, stem_lufs=args.stem_lufs)
+
+
+def cmd_render(args) -> int:
+    from wavesep.synth.batch import parse_shard, render_dataset
+
+    summary = render_dataset(args.source, args.out, args.soundfont, _render_settings(args),
+                             workers=args.workers, shard=parse_shard(args.shard))
+    print(summary.text())
+    return 1 if summary.failed else 0
+
+
+def cmd_instruments(args) -> int:
+    from wavesep import instruments as gm
+
+    if args.stem_set:
+        sets = [gm.get_stem_set(args.stem_set)]
+    else:
+        for program in range(gm.DRUMS + 1):
+            print(f"{program:4d}  {gm.program_name(program):28s} {gm.family_name(program)}")
+        sets = list(gm.STEM_SETS.values())
+    for stem_set in sets:
+        print(f"\nstem set {stem_set.name}:")
+        for stem in stem_set.stems:
+            print(f"  {stem.name:14s} {_ranges(sorted(stem.programs))}")
+        if stem_set.other:
+            print(f"  {gm.OTHER:14s} every other instrument")
+    return 0
+
+
+def _ranges(programs: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    runs: list[list[int]] = []
+    for program in programs:
+        if runs and program == runs[-1][1] + 1:
+            runs[-1][1] = program
+        else:
+            runs.append([program, program])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
+def cmd_demo(args) -> int:
+    from wavesep.data.dataset import describe_dataset
+    from wavesep.midi.generate import generate_songs
+    from wavesep.synth.batch import render_dataset
+    from wavesep.synth.render import RenderSettings
+
+    midi_dir, dataset = args.out / "midi", args.out / "dataset"
+    paths = generate_songs(midi_dir, args.songs, args.seed)
+    print(f"1/2 generated {len(paths)} songs in {midi_dir}")
+    summary = render_dataset(midi_dir, dataset, None, RenderSettings(), workers=args.workers)
+    print(f"2/2 rendered into {dataset}\n{summary.text()}")
+    print(describe_dataset(dataset))
+    return 1 if summary.failed else 0

@@ -1,0 +1,179 @@
+"""Render a MIDI corpus (a folder, a file or an index) into a stem dataset: checks, shards, workers.
+
+Everything that can be checked before work starts is (SoundFont, source, output folder), so a
+mistake costs one line and no time. Then songs are rendered over worker processes, each loading
+the SoundFont once; a song that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from wavesep.midi.index import error_kind, find_midi_files, read_index
+from wavesep.midi.song import ParseLimits
+from wavesep.synth import writer
+from wavesep.synth.fluidsynth import FluidSynthError
+from wavesep.synth.render import Renderer, RenderSettings, default_soundfont
+
+
+class RenderSetupError(ValueError):
+    """A problem found before any work: bad SoundFont, empty source, unwritable output."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/8' -> (2, 8); shards are numbered from 1."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise RenderSetupError(f"--shard must look like K/N, e.g. 1/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise RenderSetupError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(path: Path, root: Path, shard: tuple[int, int]) -> bool:
+    """Whether a file belongs to shard K of N: a stable hash of its path, whatever else is scanned."""
+    k, n = shard
+    try:
+        name = str(path.relative_to(root))
+    except ValueError:
+        name = str(path)
+    return zlib.crc32(name.encode()) % n == k - 1
+
+
+def collect_jobs(source: Path, shard: tuple[int, int] = (1, 1)) -> tuple[list[writer.Job], list[writer.Outcome]]:
+    """Jobs for a MIDI folder, file or index; files an index marks as bad come back as skipped."""
+    if not source.exists():
+        raise RenderSetupError(f"{source}: no such file or directory")
+    skipped = []
+    if source.is_file() and source.suffix.lower() in {".jsonl", ".json", ".index"}:
+        try:
+            header, records = read_index(source)
+        except ValueError as error:
+            raise RenderSetupError(str(error)) from None
+        root = Path(header.get("root", source.parent))
+        jobs = []
+        for record in records:
+            path = Path(record["path"])
+            if not in_shard(path, root, shard):
+                continue
+            if "error" in record:
+                skipped.append(writer.Outcome(path, "skipped", f"index: {record['error']}"))
+            else:
+                jobs.append(writer.Job(path, record["split"]))
+    else:
+        root = source if source.is_dir() else source.parent
+        jobs = [writer.Job(path) for path in find_midi_files(source) if in_shard(path, root, shard)]
+    if not jobs and not skipped:
+        where = "" if shard == (1, 1) else f" in shard {shard[0]}/{shard[1]}"
+        raise RenderSetupError(f"{source}: no MIDI files to render{where}")
+    return jobs, skipped
+
+
+def check_output(out: Path):
+    """Make ``out`` and prove it is writable, or raise RenderSetupError."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{time.time_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise RenderSetupError(f"{out}: output folder is not writable ({error.strerror or error})") from None
+
+
+def check_soundfont(path: Path | None, settings: RenderSettings) -> Path:
+    """The SoundFont to use, proven loadable by FluidSynth."""
+    try:
+        path = Path(path) if path is not None else default_soundfont()
+    except FileNotFoundError as error:
+        raise RenderSetupError(str(error)) from None
+    if not path.is_file():
+        raise RenderSetupError(f"{path}: SoundFont not found")
+    if path.suffix.lower() not in {".sf2", ".sf3"}:
+        raise RenderSetupError(f"{path}: not a SoundFont (.sf2 or .sf3 expected)")
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise RenderSetupError(f"{path}: not a valid SoundFont (no RIFF sfbk header)")
+    try:
+        Renderer(path, settings).close()
+    except FluidSynthError as error:
+        raise RenderSetupError(str(error)) from None
+    return path
+
+
+@dataclass
+class Summary:
+    outcomes: list[writer.Outcome] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[writer.Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    def text(self) -> str:
+        rendered = [o for o in self.outcomes if o.status == "rendered"]
+        audio_s = sum(o.duration_s for o in rendered)
+        lines = [
+            f"rendered {len(rendered)} songs ({audio_s / 3600:.3f} h of mixture, "
+            f"{sum(o.n_stems for o in rendered)} stems) in {self.wall_s:.1f} s: "
+            f"{audio_s / max(self.wall_s, 1e-9):.1f} s of song per second",
+            f"skipped {self.count('skipped')}, failed {len(self.failed)}",
+        ]
+        reasons = collections.Counter(error_kind(o.reason) for o in self.outcomes if o.status != "rendered")
+        lines += [f"  {n:6d}  {reason}" for reason, n in reasons.most_common()]
+        return "\n".join(lines)
+
+
+def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | None = None,
+                   settings: RenderSettings = RenderSettings(), workers: int = 1,
+                   shard: tuple[int, int] = (1, 1), limits: ParseLimits = ParseLimits(),
+                   progress: bool = True) -> Summary:
+    """Render every song of ``source`` into the dataset ``out``; see the module docstring.
+
+    Raises:
+        RenderSetupError: before any work, for a bad SoundFont, source or output folder.
+    """
+    source, out = Path(source), Path(out)
+    soundfont = check_soundfont(soundfont, settings)
+    jobs, skipped = collect_jobs(source, shard)
+    check_output(out)
+    writer.remove_stale_temporaries(out)
+    summary = Summary(outcomes=list(skipped))
+    start = time.perf_counter()
+    init_args = (soundfont, out, settings, limits)
+    bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="render")
+    audio_s = 0.0
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")
+        pool = context.Pool(workers, initializer=writer.init_worker, initargs=init_args, maxtasksperchild=200)
+        results = pool.imap_unordered(writer.run_job, jobs)
+    else:
+        writer.init_worker(*init_args)
+        pool, results = None, map(writer.run_job, jobs)
+    try:
+        for outcome in results:
+            summary.outcomes.append(outcome)
+            if outcome.status == "failed":
+                tqdm.write(f"wavesep: {outcome.path}: {outcome.reason}", file=sys.stderr)
+            audio_s += outcome.duration_s
+            bar.set_postfix_str(f"{audio_s / 3600:.3f} h audio")
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    summary.wall_s = time.perf_counter() - start
+    return summary

@@ -1,0 +1,229 @@
+"""Render a song's instruments to sample-aligned stems whose sum is the mixture.
+
+Every instrument gets its own synthesizer channel and its own output (a FluidSynth audio group),
+so all stems come out of one pass, on one clock. The mixture is *defined* as the sum of the stems:
+rendering it separately would differ by FluidSynth's block-quantised note starts.
+
+Gains follow Slakh: each stem is normalised to ``stem_lufs`` (ITU-R BS.1770), then one common gain
+brings the mixture, and every stem, to a peak at or below ``peak_dbfs``. Finally each stem is
+rounded to the 24-bit grid and the mixture is summed from the rounded stems, so that the mixture
+equals the sum of the stems *exactly*, in memory and in 24-bit files alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wavesep.midi.song import Event, EventKind, Instrument, Song
+from wavesep.synth import fluidsynth
+from wavesep.synth.loudness import active_seconds, integrated_loudness, peak_db
+
+PCM_SCALE = 2**23
+"""Full scale of 24-bit audio: stems are multiples of 1 / PCM_SCALE."""
+
+SOUNDFONT_CANDIDATES = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # Debian/Ubuntu fluid-soundfont-gm
+    "/usr/share/soundfonts/FluidR3_GM.sf2",  # Arch, Fedora
+    "/usr/share/sounds/sf2/default-GM.sf2",
+)
+
+
+def default_soundfont() -> Path:
+    """``$WAVESEP_SOUNDFONT`` if set, else FluidR3_GM where the distribution installs it."""
+    if env := os.environ.get("WAVESEP_SOUNDFONT"):
+        return Path(env)
+    for candidate in SOUNDFONT_CANDIDATES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise FileNotFoundError(
+        "no SoundFont found: install one with `sudo apt-get install fluid-soundfont-gm`, "
+        "or pass --soundfont / set WAVESEP_SOUNDFONT"
+    )
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How songs become stems."""
+
+    sample_rate: int = 44100
+    tail_s: float = 3.0  # release tails after the last event are kept up to this long
+    stem_lufs: float = -13.0  # Slakh's per-stem loudness target
+    peak_dbfs: float = -1.0  # the mixture and every stem peak at or below this
+    silence_dbfs: float = -90.0  # a stem whose raw peak is below this is dropped as silent
+    max_stem_seconds: float = 7200.0  # instruments x seconds; bounds memory (~2.5 GB at 44.1 kHz)
+    polyphony: int = 1024
+    reverb: bool = False  # FluidSynth's effects are shared by all channels: no stem owns them
+    chorus: bool = False
+
+
+@dataclass
+class RenderedSong:
+    """Stems of one song, the mixture, and what was done to them.
+
+    Shape:
+        stems: (n_stems, 2, frames) float32, each value a multiple of 1 / PCM_SCALE.
+        mix: (2, frames) float32, exactly ``stems.sum(0)``.
+    """
+
+    song: Song
+    sample_rate: int
+    instruments: list[Instrument]  # one per stem, silent ones dropped
+    stems: np.ndarray
+    mix: np.ndarray
+    stem_info: list[dict]  # per stem: gain, loudness, activity
+    dropped: list[dict] = field(default_factory=list)
+    mix_gain_db: float = 0.0
+
+    @property
+    def n_frames(self) -> int:
+        return self.mix.shape[-1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.sample_rate
+
+
+class Renderer:
+    """Renders songs with one SoundFont; keep one per process and reuse it for many songs.
+
+    FluidSynth fixes the number of outputs when a synthesizer is made, and empty outputs still
+    cost mixing time, so synthesizers are made per size class (4, 8, 16, 32, 64 channels) on
+    first use. FluidSynth's sample cache shares the SoundFont's samples between them.
+    """
+
+    def __init__(self, soundfont: str | Path | None = None, settings: RenderSettings = RenderSettings()):
+        self.soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
+        self.settings = settings
+        self._synths: dict[int, fluidsynth.Synth] = {}
+        self.synth(1)  # load the SoundFont now, so a bad one fails before any work
+
+    def synth(self, n_channels: int) -> fluidsynth.Synth:
+        size = 4
+        while size < n_channels:
+            size *= 2
+        if size > fluidsynth.MAX_CHANNELS:
+            raise ValueError(f"{n_channels} instruments, more than FluidSynth's {fluidsynth.MAX_CHANNELS} channels")
+        if size not in self._synths:
+            settings = self.settings
+            self._synths[size] = fluidsynth.Synth(
+                self.soundfont, settings.sample_rate, n_channels=size, polyphony=settings.polyphony,
+                reverb=settings.reverb, chorus=settings.chorus,
+            )
+        return self._synths[size]
+
+    def render(self, song: Song) -> RenderedSong:
+        return render_song(song, self.synth(len(song.instruments)), self.settings)
+
+    def close(self):
+        for synth in self._synths.values():
+            synth.close()
+        self._synths.clear()
+
+
+def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = RenderSettings()) -> RenderedSong:
+    """Render every instrument of ``song`` to its own stem, then normalise as the module says.
+
+    Raises:
+        ValueError: the song has more instruments than the synthesizer has channels, or is over
+            ``settings.max_stem_seconds``.
+    """
+    raw, missing_presets = _synthesize(song, synth, settings)  # (instruments, 2, frames)
+    sample_rate = settings.sample_rate
+    kept, info, dropped = [], [], []
+    for index, instrument in enumerate(song.instruments):
+        peak = peak_db(raw[index])
+        loudness = integrated_loudness(raw[index], sample_rate) if peak > settings.silence_dbfs else -math.inf
+        if not math.isfinite(loudness):
+            dropped.append({"id": instrument.id, "program": instrument.program, "reason": "silent"})
+            continue
+        kept.append(index)
+        info.append({
+            "notes": song.notes_per_instrument[index],
+            "preset_missing": instrument.program in missing_presets,
+            "gain_db": settings.stem_lufs - loudness,
+        })
+    if not kept:
+        raise ValueError("every instrument rendered silent")
+    stems = raw[kept]
+    del raw
+    stems *= np.array([10 ** (item["gain_db"] / 20) for item in info], np.float32)[:, None, None]
+    mix = stems.sum(axis=0)
+    peak = max(float(np.abs(mix).max()), float(np.abs(stems).max()))
+    common = min(1.0, 10 ** (settings.peak_dbfs / 20) / peak)
+    # Round stems to the 24-bit grid; the mixture is the exact sum of the rounded stems.
+    stems = np.round(stems * (common * PCM_SCALE)).astype(np.int32)
+    mix = stems.sum(axis=0, dtype=np.int32).astype(np.float32) / PCM_SCALE
+    stems = stems.astype(np.float32) / PCM_SCALE
+    common_db = 20 * math.log10(common)
+    for item, stem in zip(info, stems):
+        item["gain_db"] += common_db
+        item["loudness_lufs"] = settings.stem_lufs + common_db  # loudness is linear in gain
+        item["peak_dbfs"] = peak_db(stem)
+        item["seconds_active"] = active_seconds(stem, sample_rate)
+    return RenderedSong(
+        song=song, sample_rate=sample_rate, instruments=[song.instruments[i] for i in kept],
+        stems=stems, mix=mix, stem_info=info, dropped=dropped, mix_gain_db=common_db,
+    )
+
+
+def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -> tuple[np.ndarray, set[int]]:
+    """Raw float stems straight from the synthesizer, tails included, before any gain."""
+    n = len(song.instruments)
+    if n > synth.n_channels:
+        raise ValueError(f"{n} instruments, more than the synthesizer's {synth.n_channels} channels")
+    stem_seconds = n * (song.duration_s + settings.tail_s)
+    if stem_seconds > settings.max_stem_seconds:
+        raise ValueError(
+            f"{stem_seconds:.0f} stem-seconds ({n} instruments) is over the render cap of "
+            f"{settings.max_stem_seconds:g} stem-seconds"
+        )
+    sample_rate = synth.sample_rate
+    synth.reset()
+    missing = set()
+    for channel, instrument in enumerate(song.instruments):
+        program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
+        if not synth.set_program(channel, program, drum=instrument.is_drum):
+            missing.add(instrument.program)
+    total = int(math.ceil((song.duration_s + settings.tail_s) * sample_rate)) + 1
+    out = np.zeros((n, 2, total), np.float32)  # (instruments, stereo, frames)
+    position = 0
+    for event in song.events:
+        frame = min(int(round(event.time_s * sample_rate)), total)
+        synth.render_into(out, position, frame - position)
+        position = max(position, frame)
+        _send(synth, event)
+    # Release tails: render until every voice is silent, at most tail_s.
+    block = 1024
+    while position < total and synth.active_voices > 0:
+        n_frames = min(block, total - position)
+        synth.render_into(out, position, n_frames)
+        position += n_frames
+    if synth.active_voices > 0:  # cut at the cap: fade out the last 50 ms instead of clicking
+        fade = min(position, int(0.05 * sample_rate))
+        out[:, :, position - fade : position] *= np.linspace(1, 0, fade, dtype=np.float32)
+    synth.all_sounds_off()
+    return out[:, :, :position], missing
+
+
+def _send(synth: fluidsynth.Synth, event: Event):
+    channel = event.instrument
+    kind = event.kind
+    if kind == EventKind.NOTE_ON:
+        synth.noteon(channel, event.a, event.b)
+    elif kind == EventKind.NOTE_OFF:
+        synth.noteoff(channel, event.a)
+    elif kind == EventKind.CONTROL:
+        synth.control_change(channel, event.a, event.b)
+    elif kind == EventKind.PITCH_BEND:
+        synth.pitch_bend(channel, event.a)
+    elif kind == EventKind.PROGRAM:  # drum kit change
+        synth.set_program(channel, event.a, drum=True)
+    elif kind == EventKind.CHANNEL_PRESSURE:
+        synth.channel_pressure(channel, event.a)
+    elif kind == EventKind.KEY_PRESSURE:
+        synth.key_pressure(channel, event.a, event.b)
