@@ -104,7 +104,7 @@ def read_index(path: str | Path) -> tuple[dict, list[dict]]:
 
 
 def _reusable(records_path: Path) -> dict[str, dict]:
-    """Records of an earlier (possibly interrupted) scan, keyed by path."""
+    """Records of an earlier (possibly interrupted) scan, keyed by their relative path."""
     known = {}
     for candidate in (records_path, records_path.with_name(records_path.name + ".partial")):
         if not candidate.exists():
@@ -142,30 +142,33 @@ def build_index(root: str | Path, out: str | Path, workers: int = 1,
     paths = find_midi_files(root)
     if not paths:
         raise ValueError(f"{root}: no MIDI files (.mid, .midi, .kar) found")
+    base = root if root.is_dir() else root.parent
+    names = [str(p.relative_to(base)) for p in paths]  # records hold paths relative to the root
     out.parent.mkdir(parents=True, exist_ok=True)
     known = _reusable(out)
-    records = {str(p): known[str(p)] for p in paths if _unchanged(known.get(str(p)), p)}
-    todo = [p for p in paths if str(p) not in records]
+    records = {name: known[name] for name, p in zip(names, paths) if _unchanged(known.get(name), p)}
+    todo = [(name, p) for name, p in zip(names, paths) if name not in records]
     partial = out.with_name(out.name + ".partial")
     with open(partial, "a") as log, tqdm(total=len(paths), initial=len(records), unit="file",
                                          disable=not progress, desc="index") as bar:
-        jobs = [(str(p), limits) for p in todo]
+        jobs = [(str(p), limits) for _, p in todo]
         if workers > 1:
             pool = ProcessPoolExecutor(workers)
             results = pool.map(_index_file_job, jobs, chunksize=8)
         else:
             pool, results = None, map(_index_file_job, jobs)
         try:
-            for record in results:
-                records[record["path"]] = record
+            for (name, _), record in zip(todo, results):
+                record["path"] = name
+                records[name] = record
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.update()
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    ordered = [records[str(p)] for p in paths]
-    header = {"format": INDEX_FORMAT, "root": str(root.resolve()), "limits": asdict(limits)}
+    ordered = [records[name] for name in names]
+    header = {"format": INDEX_FORMAT, "root": str(base.resolve()), "limits": asdict(limits)}
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(json.dumps(item) + "\n" for item in [header, *ordered]))
     os.replace(tmp, out)

@@ -8,6 +8,7 @@ the SoundFont once; a song that fails is reported and the others go on.
 from __future__ import annotations
 
 import collections
+import hashlib
 import multiprocessing
 import sys
 import time
@@ -60,22 +61,46 @@ def collect_jobs(source: Path, shard: tuple[int, int] = (1, 1)) -> tuple[list[wr
         except ValueError as error:
             raise RenderSetupError(str(error)) from None
         root = Path(header.get("root", source.parent))
-        jobs = []
+        jobs, hashes = [], []
         for record in records:
-            path = Path(record["path"])
+            path = root / record["path"]
             if not in_shard(path, root, shard):
                 continue
             if "error" in record:
                 skipped.append(writer.Outcome(path, "skipped", f"index: {record['error']}"))
             else:
                 jobs.append(writer.Job(path, record["split"]))
+                hashes.append(record["sha256"])
     else:
         root = source if source.is_dir() else source.parent
         jobs = [writer.Job(path) for path in find_midi_files(source) if in_shard(path, root, shard)]
+        hashes = [_file_hash(job.path) for job in jobs]
+    jobs, duplicates = _drop_duplicates(jobs, hashes)
+    skipped += duplicates
     if not jobs and not skipped:
         where = "" if shard == (1, 1) else f" in shard {shard[0]}/{shard[1]}"
         raise RenderSetupError(f"{source}: no MIDI files to render{where}")
     return jobs, skipped
+
+
+def _file_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return str(path)  # unreadable: unique, and the job reports why
+
+
+def _drop_duplicates(jobs: list[writer.Job], hashes: list[str]) -> tuple[list[writer.Job], list[writer.Outcome]]:
+    """Keep the first of byte-identical files; the others are skipped."""
+    first: set[str] = set()
+    kept, skipped = [], []
+    for job, digest in zip(jobs, hashes):
+        if digest in first:
+            skipped.append(writer.Outcome(job.path, "skipped", "same bytes as another file of the source"))
+        else:
+            first.add(digest)
+            kept.append(job)
+    return kept, skipped
 
 
 def check_output(out: Path):

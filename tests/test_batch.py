@@ -1,0 +1,124 @@
+"""The render command: checks before work, bad songs in a batch, shards, and resumption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from midi_factory import band_song
+from wavesep.cli import main
+from wavesep.synth.batch import RenderSetupError, parse_shard, render_dataset
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for i in range(4):
+        band_song(folder / f"song{i}.mid", beats=4 + i)
+    return folder
+
+
+def complete_songs(dataset):
+    return sorted(p.name for p in dataset.glob("*/*") if (p / "metadata.json").exists())
+
+
+def test_bad_song_in_a_batch_is_reported_and_the_rest_rendered(corpus, tmp_path, capsys):
+    (corpus / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x40\x00\x90")
+    code = main(["render", str(corpus), "--out", str(tmp_path / "ds"), "--workers", "2"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{corpus / 'broken.mid'}: corrupt MIDI" in err
+    assert len(complete_songs(tmp_path / "ds")) == 4
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.sf2", None, "SoundFont not found"),
+    ("bad.sf2", b"RIFF\x00\x00\x00\x00junk", "no RIFF sfbk header"),
+    ("notes.txt", b"hi", "not a SoundFont"),
+])
+def test_bad_soundfont_fails_before_any_work(corpus, tmp_path, capsys, name, content, message):
+    soundfont = tmp_path / name
+    if content is not None:
+        soundfont.write_bytes(content)
+    out = tmp_path / "ds"
+    code = main(["render", str(corpus), "--out", str(out), "--soundfont", str(soundfont)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_empty_source_and_unwritable_output(corpus, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RenderSetupError, match="no MIDI files"):
+        render_dataset(empty, tmp_path / "ds", progress=False)
+    with pytest.raises(RenderSetupError, match="no such file"):
+        render_dataset(tmp_path / "nowhere", tmp_path / "ds", progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RenderSetupError, match="not writable"):
+        render_dataset(corpus, blocker / "ds", progress=False)
+
+
+def test_shards_partition_the_corpus(corpus, tmp_path):
+    names = []
+    for k in (1, 2, 3):
+        summary = render_dataset(corpus, tmp_path / f"ds{k}", shard=(k, 3), progress=False)
+        names += [o.path.name for o in summary.outcomes]
+    assert sorted(names) == sorted(p.name for p in corpus.iterdir())
+    with pytest.raises(RenderSetupError):
+        parse_shard("4/3")
+
+
+def test_rerun_skips_finished_songs(corpus, tmp_path):
+    first = render_dataset(corpus, tmp_path / "ds", progress=False)
+    again = render_dataset(corpus, tmp_path / "ds", progress=False)
+    assert first.count("rendered") == 4
+    assert again.count("rendered") == 0 and again.count("skipped") == 4
+
+
+def test_killed_render_resumes_and_leaves_nothing_half_done(tmp_path):
+    corpus = tmp_path / "midi"
+    corpus.mkdir()
+    for i in range(6):
+        band_song(corpus / f"long{i}.mid", beats=120 + i)  # a minute each
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "wavesep", "render", str(corpus), "--out", str(out), "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not complete_songs(out) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = complete_songs(out)
+    assert 1 <= len(done_before) < 6
+    # Whatever the kill interrupted is hidden: every visible song folder is complete.
+    visible = [p for p in out.glob("*/*") if not p.name.startswith(".")]
+    assert all((p / "metadata.json").exists() for p in visible)
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"skipped {len(done_before)}" in result.stdout
+    assert len(complete_songs(out)) == 6
+    assert not [p for p in out.glob("*/.tmp-*")]  # the killed run's temporary is cleaned up
+    for song in out.glob("*/*"):
+        metadata = json.loads((song / "metadata.json").read_text())
+        assert all((song / info["file"]).stat().st_size > 0 for info in metadata["stems"].values())
+
+
+def test_render_from_index_uses_its_splits_and_skips_its_errors(corpus, tmp_path, capsys):
+    (corpus / "bad.mid").write_bytes(os.urandom(64))
+    index = tmp_path / "index.jsonl"
+    assert main(["midi", "index", str(corpus), "--out", str(index), "--workers", "1"]) == 0
+    code = main(["render", str(index), "--out", str(tmp_path / "ds"), "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "index: corrupt MIDI" in out
+    records = [json.loads(line) for line in index.read_text().splitlines()[1:]]
+    for record in records:
+        if "error" not in record:
+            assert (tmp_path / "ds" / record["split"]).is_dir()
