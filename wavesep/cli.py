@@ -17,6 +17,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _program_list(text: str) -> list[int]:
+    from wavesep.instruments import parse_programs
+
+    try:
+        return [min(parse_programs(item)) for item in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavesep",
@@ -38,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", required=True, type=Path, help="index file to write (JSON Lines)")
     index.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     index.set_defaults(func=cmd_index)
+
+    music21 = midi_commands.add_parser("music21", help="write scores of music21's bundled corpus as MIDI")
+    music21.add_argument("--out", required=True, type=Path, help="folder for the .mid files")
+    music21.add_argument("--composer", help="one composer or collection, e.g. bach, palestrina (default: all)")
+    music21.add_argument("--limit", type=_positive_int, help="at most this many scores")
+    music21.add_argument("--programs", type=_program_list, metavar="P,P,...",
+                         help="re-orchestrate: part i gets the i-th program (cycling), e.g. 73,71,42,32")
+    music21.set_defaults(func=cmd_music21)
 
     render = commands.add_parser(
         "render", help="render MIDI songs to per-instrument stems and their mixture",
@@ -86,6 +103,16 @@ def cmd_generate(args) -> int:
     paths = generate_songs(args.out, args.songs, args.seed)
     print(f"wrote {len(paths)} songs to {args.out}")
     return 0
+
+
+def cmd_music21(args) -> int:
+    from wavesep.midi.music21_corpus import export_corpus
+
+    written, failed = export_corpus(args.out, args.composer, args.limit, args.programs)
+    for path, reason in failed:
+        print(f"wavesep: {path}: {reason}", file=sys.stderr)
+    print(f"wrote {len(written)} MIDI files to {args.out}" + (f", {len(failed)} scores failed" if failed else ""))
+    return 1 if failed else 0
 
 
 def cmd_index(args) -> int:
