@@ -77,8 +77,17 @@ def shift_starts(rng: np.random.Generator, start: int, n_stems: int, max_shift_s
     return np.clip(start + shifts, 0, max(max_start, 0))
 
 
+def weighted_index(rng: np.random.Generator, cumulative: np.ndarray) -> int:
+    """An index drawn with probability proportional to its weight, given the cumulative weights.
+
+    O(log n) per draw, where ``rng.choice(p=...)`` is O(n): this runs once per chunk over
+    datasets of many songs.
+    """
+    return int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+
+
 def remix_sources(rng: np.random.Generator, probability: float, candidates: Sequence[np.ndarray],
-                  weights: Sequence[np.ndarray]) -> list[int | None]:
+                  cumulative_weights: Sequence[np.ndarray]) -> list[int | None]:
     """Per stem, the song to take it from instead of the example's own, or None to keep it.
 
     Args:
@@ -86,10 +95,10 @@ def remix_sources(rng: np.random.Generator, probability: float, candidates: Sequ
         probability: chance that a stem is remixed.
         candidates: per stem, indices of songs that have that stem (a song without it would give
             silence); a stem with no candidate is kept.
-        weights: per stem, the probability of each candidate (summing to 1).
+        cumulative_weights: per stem, the cumulative weights of its candidates.
     """
     chosen: list[int | None] = []
-    for songs, p in zip(candidates, weights):
+    for songs, cumulative in zip(candidates, cumulative_weights):
         remix = rng.random() < probability
-        chosen.append(int(rng.choice(songs, p=p)) if remix and len(songs) else None)
+        chosen.append(int(songs[weighted_index(rng, cumulative)]) if remix and len(songs) else None)
     return chosen

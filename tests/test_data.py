@@ -1,0 +1,451 @@
+"""Tests of wavesep.data: metadata, chunks, mixture rules, filters, augmentation, streaming."""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import shutil
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from wavesep.data.augment import Augmentation, augment_stems, remix_sources, shift_starts
+from wavesep.data.dataset import StemDataset, describe_dataset, load_songs, read_chunk, read_instruments
+from wavesep.data.filters import ChunkFilter
+from wavesep.data.stream import StreamingChunks
+from wavesep.data.train_chunks import TrainChunks
+from wavesep.instruments import get_stem_set
+from wavesep.midi.index import INDEX_FORMAT, build_index
+
+SAMPLE_RATE = 44100
+FULL_BAND = ((9, None), (0, 33), (1, 0), (2, 48), (3, 73))  # (channel, program): drums, bass, piano, strings, flute
+NO_PIANO = ((9, None), (0, 33), (2, 48), (3, 73))
+SONGS = {  # name: (beats at 120 BPM, seed of the melody, instruments)
+    "alpha": (10, 1, FULL_BAND),
+    "bravo": (12, 2, FULL_BAND),
+    "charlie": (8, 3, NO_PIANO),
+    "delta": (9, 4, FULL_BAND),  # the only song of the valid split
+}
+
+
+def write_midi(path: Path, n_beats: int, seed: int, instruments) -> Path:
+    """A tiny song: one track per instrument, a note every half beat."""
+    rng = np.random.default_rng(seed)
+    midi = mido.MidiFile(ticks_per_beat=480)
+    for channel, program in instruments:
+        track = mido.MidiTrack()
+        midi.tracks.append(track)
+        if program is not None:
+            track.append(mido.Message("program_change", channel=channel, program=program, time=0))
+        for _ in range(2 * n_beats):
+            note = int(rng.choice([36, 38, 42])) if channel == 9 else 40 + 10 * channel + int(rng.integers(0, 12))
+            track.append(mido.Message("note_on", channel=channel, note=note, velocity=100, time=0))
+            track.append(mido.Message("note_off", channel=channel, note=note, velocity=0, time=240))
+    midi.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """MIDI files, an index sending "delta" to valid and the rest to train, and the rendered dataset."""
+    from wavesep.synth.batch import render_dataset
+
+    root = tmp_path_factory.mktemp("corpus")
+    midi_dir = root / "midi"
+    midi_dir.mkdir()
+    paths = {name: write_midi(midi_dir / f"{name}.mid", *spec) for name, spec in SONGS.items()}
+    index = root / "index.jsonl"
+    records = build_index(midi_dir, index, progress=False)
+    for record in records:
+        record["split"] = "valid" if Path(record["path"]).stem == "delta" else "train"
+    header = {"format": INDEX_FORMAT, "root": str(midi_dir)}
+    index.write_text("".join(json.dumps(item) + "\n" for item in [header, *records]))
+    dataset = root / "dataset"
+    summary = render_dataset(index, dataset, workers=1, progress=False)
+    assert not summary.failed, summary.text()
+    return {"midi": paths, "index": index, "dataset": dataset}
+
+
+@pytest.fixture(scope="session")
+def train_songs(corpus):
+    return load_songs(corpus["dataset"] / "train")
+
+
+def song_named(songs, name):
+    return next(song for song in songs if song.song_id.startswith(name))
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def test_load_songs_reads_metadata_and_skips_unfinished(corpus, tmp_path):
+    split = tmp_path / "train"
+    shutil.copytree(corpus["dataset"] / "train", split)
+    shutil.copytree(split / sorted(p.name for p in split.iterdir())[0], split / ".tmp-half-done")
+    (split / "no-metadata").mkdir()
+    songs = load_songs(split)
+    assert sorted(song.song_id.split("-")[0] for song in songs) == ["alpha", "bravo", "charlie"]
+    alpha = song_named(songs, "alpha")
+    assert alpha.sample_rate == SAMPLE_RATE and alpha.split == "train"
+    assert alpha.num_frames == soundfile.info(alpha.folder / "mix.flac").frames
+    assert sorted(alpha.programs) == [0, 33, 48, 73, 128]
+    assert all(stem.path.is_file() for stem in alpha.stems)
+    both = load_songs([corpus["dataset"] / "train", corpus["dataset"] / "valid"])
+    assert len(both) == 4
+
+
+def test_load_songs_explains_a_dataset_root(corpus):
+    with pytest.raises(ValueError, match="dataset root"):
+        load_songs(corpus["dataset"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "broken metadata"),
+    (json.dumps({"sample_rate": 44100}), "missing key"),
+    (json.dumps({"sample_rate": 44100, "channels": 2, "num_frames": 10,
+                 "stems": {"x": {"file": "stems/x.flac", "program": 200}}}), "program"),
+    (json.dumps({"sample_rate": 0, "channels": 2, "num_frames": 10, "stems": {}}), "sample_rate"),
+])
+def test_broken_metadata_is_a_value_error_naming_the_file(corpus, tmp_path, content, message):
+    split = tmp_path / "train"
+    shutil.copytree(corpus["dataset"] / "train", split)
+    broken = sorted(split.glob("*/metadata.json"))[1]
+    broken.write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_songs(split)
+    assert str(broken) in str(error.value)
+
+
+def test_describe_dataset_lists_splits_hours_and_classes(corpus):
+    text = describe_dataset(corpus["dataset"])
+    assert "train: 3 songs" in text and "valid: 1 songs" in text
+    assert " h" in text and "4 songs" in text
+    assert "Drums 4" in text and "Piano 3" in text
+    assert "MB on disk" in text
+
+
+# --- chunks and mixtures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+def test_stem_dataset_shapes(train_songs, channels):
+    dataset = StemDataset(train_songs, "band", segment_samples=11025, channels=channels)
+    mixture, stems = dataset[3]
+    assert mixture.shape == (channels, 11025) and mixture.dtype == torch.float32
+    assert stems.shape == (len(get_stem_set("band")), channels, 11025) and stems.dtype == torch.float32
+    assert dataset.stem_names == ["drums", "bass", "piano", "guitar", "strings", "other"]
+    assert dataset.segment_s == pytest.approx(0.25)
+
+
+def test_mono_is_the_mean_of_the_channels(train_songs):
+    stereo = StemDataset(train_songs, "band", segment_samples=11025)
+    mono = StemDataset(train_songs, "band", segment_samples=11025, channels=1)
+    torch.testing.assert_close(mono[5][1], stereo[5][1].mean(1, keepdim=True), atol=1e-6, rtol=0)
+
+
+def test_chunks_cover_each_song_with_a_padded_last_chunk(train_songs):
+    segment, stride = 44100, 30000
+    dataset = StemDataset(train_songs, "band", segment_samples=segment, stride_samples=stride)
+    expected = sum(math.ceil((s.num_frames - segment) / stride) + 1 for s in train_songs)
+    assert len(dataset) == expected
+    song, start = dataset.chunk_info(len(dataset) - 1)
+    assert start < song.num_frames <= start + segment
+    _, stems = dataset[len(dataset) - 1]
+    assert not stems[..., song.num_frames - start :].any()  # zero past the end
+    whole = StemDataset(train_songs, "band")  # no segment: one whole song per item
+    assert len(whole) == 3 and whole[0][0].shape[-1] == train_songs[0].num_frames
+
+
+def test_band_stems_sum_to_the_mixture_and_to_mix_flac(train_songs):
+    dataset = StemDataset(train_songs, "band", segment_samples=22050)
+    for index in (0, 7, len(dataset) - 1):
+        mixture, stems = dataset[index]
+        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+    song = song_named(train_songs, "alpha")
+    whole = StemDataset([song], "band")
+    mixture, stems = whole[0]
+    mix_flac, _ = soundfile.read(song.folder / "mix.flac", dtype="float32", always_2d=True)
+    torch.testing.assert_close(mixture, torch.from_numpy(mix_flac.T), atol=1e-6, rtol=0)
+    assert stems[3].abs().max() == 0  # no guitar in these songs
+    assert stems[5].abs().max() > 0  # the flute went to other
+
+
+def test_unnamed_instruments_stay_in_the_mixture_unless_excluded(train_songs):
+    song = song_named(train_songs, "alpha")
+    flute = [i for i, program in enumerate(song.programs) if program == 73]
+    start, length = 30000, 22050
+    flute_audio = torch.from_numpy(read_instruments(song, start, length, 2, flute)[0])
+    assert flute_audio.abs().max() > 0
+    chunk = read_chunk(song, start, length, "seed4")
+    mixture = torch.from_numpy(chunk.mixture())
+    stems = torch.from_numpy(chunk.stems)
+    torch.testing.assert_close(mixture - stems.sum(0), flute_audio, atol=1e-6, rtol=0)
+    dataset = StemDataset([song], "seed4", segment_samples=length, exclude_unnamed=True)
+    index = next(i for i in range(len(dataset)) if dataset.chunk_info(i)[1] == 0)
+    excluded_mixture, excluded_stems = dataset[index]
+    torch.testing.assert_close(excluded_mixture, excluded_stems.sum(0), atol=1e-6, rtol=0)
+    kept_mixture, kept_stems = StemDataset([song], "seed4", segment_samples=length)[index]
+    assert torch.equal(kept_stems, excluded_stems)
+    assert (kept_mixture - excluded_mixture).abs().max() > 0
+
+
+def test_read_chunk_zero_pads_outside_the_song(train_songs):
+    song = train_songs[0]
+    tail = read_instruments(song, song.num_frames - 100, 1000)  # (instruments, channels, time)
+    file_tail, _ = soundfile.read(song.stems[0].path, start=song.num_frames - 100, dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(tail[0, :, :100], file_tail.T)
+    assert not tail[..., 100:].any()
+    chunk = read_chunk(song, song.num_frames - 100, 1000, "band")
+    assert chunk.stems.shape == (6, 2, 1000) and not chunk.stems[..., 100:].any()
+    np.testing.assert_allclose(chunk.mixture(), tail.sum(0), atol=1e-6)
+    assert not read_chunk(song, song.num_frames + 5, 50, "band").stems.any()
+    head = read_instruments(song, -10, 20)
+    assert not head[..., :10].any()
+    np.testing.assert_array_equal(head[..., 10:], read_instruments(song, 0, 10))
+
+
+def test_sample_rate_mismatch_is_an_error(train_songs):
+    with pytest.raises(ValueError, match="44100 Hz, expected 22050 Hz"):
+        StemDataset(train_songs, "band", segment_samples=1000, sample_rate=22050)
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+def stems_with_silence(silent_fractions, length=1000):
+    """(n_stems, 2, length) of 0.5, with the first fraction of each stem's samples at zero."""
+    stems = np.full((len(silent_fractions), 2, length), 0.5, np.float32)
+    for stem, fraction in zip(stems, silent_fractions):
+        stem[:, : round(fraction * length)] = 0.0
+    return stems
+
+
+def test_filter_silence_rule_and_threshold():
+    rule = ChunkFilter(drop_identical=False)
+    assert rule.silent(stems_with_silence([0.5, 0.39, 0.41])).tolist() == [True, False, True]
+    assert rule.reason(np.zeros((2, 1000)), stems_with_silence([1.0, 0.9])) == "silent"
+    assert rule.keep(np.zeros((2, 1000)), stems_with_silence([1.0, 0.3]))
+    assert ChunkFilter(min_active_stems=2, drop_identical=False).reason(
+        np.zeros((2, 1000)), stems_with_silence([1.0, 0.3])) == "silent"
+    at_threshold = np.full((1, 2, 10), 1e-4, np.float32)
+    above = np.full((1, 2, 10), 2e-4, np.float32)
+    assert rule.silent(at_threshold)[0] and not rule.silent(above)[0]
+    assert not ChunkFilter(silence_threshold=1e-5).silent(at_threshold)[0]
+    assert ChunkFilter(max_silent_fraction=0.6).keep(np.zeros((2, 1000)), stems_with_silence([0.5]))
+
+
+def test_filter_identical_rule_threshold_and_switch():
+    rng = np.random.default_rng(0)
+    stems = rng.uniform(-0.5, 0.5, (2, 2, 1000)).astype(np.float32)
+    for fraction, expected in [(0.7, "identical"), (0.6, None)]:
+        mixture = stems[0].copy()
+        mixture[:, round(fraction * 1000) :] += 0.1  # differs from stem 0 after `fraction`
+        mixture[:, : round(fraction * 1000)] += 5e-5  # within the tolerance of 1e-4
+        assert ChunkFilter().reason(mixture, stems) == expected
+    mixture = stems[0] + np.where(np.arange(1000) < 700, 5e-5, 0.1).astype(np.float32)
+    assert ChunkFilter(max_identical_fraction=0.75).keep(mixture, stems)
+    assert not ChunkFilter(identical_tolerance=1e-5).identical(mixture, stems).any()
+    assert ChunkFilter(drop_identical=False).keep(mixture, stems)
+    assert ChunkFilter().keep(stems.sum(0), stems)  # a real two-stem mixture is kept
+    assert ChunkFilter().keep(torch.from_numpy(stems.sum(0)), torch.from_numpy(stems))  # tensors work too
+
+
+def test_stem_dataset_filter_drops_and_counts(train_songs):
+    plain = StemDataset(train_songs, "seed4", segment_samples=22050, exclude_unnamed=True)
+    rule = ChunkFilter()
+    filtered = StemDataset(train_songs, "seed4", segment_samples=22050, exclude_unnamed=True, filter=rule)
+    assert sum(filtered.drop_counts.values()) == len(plain) - len(filtered) > 0
+    for index in range(len(filtered)):
+        mixture, stems = filtered[index]
+        assert rule.keep(mixture, stems)
+    again = StemDataset(train_songs, "seed4", segment_samples=22050, exclude_unnamed=True, filter=rule)
+    assert again.chunks == filtered.chunks
+    assert all(torch.equal(a, b) for a, b in zip(again[2], filtered[2]))
+
+
+# --- training chunks ---------------------------------------------------------------------------
+
+
+def take(dataset, n):
+    iterator = iter(dataset)
+    return [next(iterator) for _ in range(n)]
+
+
+def same_items(a, b):
+    return all(torch.equal(x, y) for pair_a, pair_b in zip(a, b) for x, y in zip(pair_a, pair_b))
+
+
+def test_train_chunks_are_reproducible_per_seed(train_songs):
+    def make(seed):
+        return TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=seed)
+
+    first = take(make(3), 4)
+    assert same_items(first, take(make(3), 4))
+    assert not same_items(first, take(make(4), 4))
+    for mixture, stems in first:
+        assert mixture.shape == (2, 11025) and stems.shape == (6, 2, 11025)
+        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+
+
+def test_train_chunks_resume_from_state_dict(train_songs):
+    dataset = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=5)
+    items = take(dataset, 8)
+    resumed = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=0)
+    reference = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=5)
+    iterator = iter(reference)
+    for _ in range(5):
+        next(iterator)
+    resumed.load_state_dict(reference.state_dict())
+    assert reference.state_dict() == {"seed": 5, "position": 5}
+    assert same_items(take(resumed, 3), items[5:])
+
+
+def test_train_chunks_workers_and_ranks_get_different_streams(train_songs):
+    def loader(num_workers):
+        dataset = TrainChunks(train_songs, "band", 4410, seed=7, batch_size=2)
+        return iter(torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=num_workers))
+
+    in_process, workers = loader(0), loader(2)
+    in_process = [next(in_process) for _ in range(4)]
+    with_workers = [next(workers) for _ in range(4)]
+    del workers
+    # Blocks of batch_size go to workers in turn: the loop sees the same batches either way.
+    assert same_items(in_process, with_workers)
+    mixtures = torch.cat([mixture for mixture, _ in with_workers])
+    assert len({m.numpy().tobytes() for m in mixtures}) == len(mixtures) == 8
+    rank0 = take(TrainChunks(train_songs, "band", 4410, seed=7, rank=0, world_size=2), 3)
+    rank1 = take(TrainChunks(train_songs, "band", 4410, seed=7, rank=1, world_size=2), 3)
+    assert not any(torch.equal(a[0], b[0]) for a in rank0 for b in rank1)
+
+
+def test_train_chunks_filter_is_applied_and_counted(train_songs):
+    rule = ChunkFilter(min_active_stems=3)
+    dataset = TrainChunks(train_songs, "seed4", 4410, filter=rule, seed=1)
+    for mixture, stems in take(dataset, 10):
+        assert rule.keep(mixture, stems)
+    assert dataset.stats["kept"] == 10
+    impossible = TrainChunks(train_songs, "seed4", 4410, filter=ChunkFilter(min_active_stems=5), max_attempts=3)
+    with pytest.raises(RuntimeError, match="3 attempts"):
+        take(impossible, 1)
+
+
+# --- augmentation ------------------------------------------------------------------------------
+
+
+def test_augment_stems_gain_sign_and_channel_swap():
+    stems = np.empty((400, 2, 8), np.float32)
+    stems[:, 0], stems[:, 1] = 1.0, 2.0  # left 1, right 2: a swap shows
+    augmentation = Augmentation(gain_db=(-6.0, 3.0))
+    out = augment_stems(stems, np.random.default_rng(0), augmentation)
+    left, right = out[:, 0, 0], out[:, 1, 0]
+    swapped = np.abs(left) > np.abs(right)
+    gains = np.where(swapped, np.abs(right), np.abs(left))
+    assert gains.min() >= 10 ** (-6 / 20) - 1e-6 and gains.max() <= 10 ** (3 / 20) + 1e-6
+    assert 0.3 < (left < 0).mean() < 0.7  # signs flip about half the time
+    assert 0.3 < swapped.mean() < 0.7
+    np.testing.assert_allclose(np.where(swapped, left / right, right / left), 2.0, rtol=1e-5)
+    assert np.array_equal(out, augment_stems(stems, np.random.default_rng(0), augmentation))
+    assert np.array_equal(augment_stems(stems, np.random.default_rng(1), Augmentation.none()), stems)
+    mono = augment_stems(stems[:, :1], np.random.default_rng(0), augmentation)
+    assert mono.shape == (400, 1, 8)
+
+
+def test_shift_and_remix_draws():
+    rng = np.random.default_rng(0)
+    starts = shift_starts(rng, 1000, 500, 300, max_start=1200)
+    assert starts.min() >= 700 and starts.max() <= 1200 and len(set(starts.tolist())) > 50
+    candidates = [np.array([0, 1, 2]), np.array([], np.int64)]
+    cumulative = [np.cumsum([1.0, 0.0, 1.0]), np.zeros(0)]
+    draws = [remix_sources(rng, 1.0, candidates, cumulative) for _ in range(200)]
+    assert {d[0] for d in draws} == {0, 2}  # weight 0 is never drawn
+    assert all(d[1] is None for d in draws)  # no song has that stem: kept
+    assert all(s is None for s in remix_sources(rng, 0.0, candidates, cumulative))
+
+
+def test_remix_takes_stems_from_other_songs(train_songs):
+    augmentation = Augmentation.none()
+    remix = Augmentation(gain_db=(0.0, 0.0), flip_sign_probability=0.0, swap_channels_probability=0.0,
+                         remix_probability=1.0)
+    plain = TrainChunks(train_songs, "band", 4410, augmentation=augmentation, filter=None, seed=2)
+    mixed = TrainChunks(train_songs, "band", 4410, augmentation=remix, filter=None, seed=2)
+    for index in range(20):
+        assert {song for song, _ in plain.plan(index).stem_sources} == {plain.plan(index).song}
+    plans = [mixed.plan(index) for index in range(20)]
+    assert any(len({song for song, _ in plan.stem_sources}) > 1 for plan in plans)
+    charlie = train_songs.index(song_named(train_songs, "charlie"))  # has no piano
+    assert all(plan.stem_sources[2][0] != charlie for plan in plans)
+    assert all(plan.stem_sources[3] == (plan.song, plan.start) for plan in plans)  # no song has a guitar
+    # The audio of each stem is the audio of its source.
+    mixture, stems = mixed.example(0)
+    for stem, (song, start) in enumerate(plans[0].stem_sources):
+        expected = read_chunk(train_songs[song], start, 4410, "band").stems[stem]
+        np.testing.assert_array_equal(stems[stem].numpy(), expected)
+    torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+
+
+def test_augmented_mixture_is_the_sum_of_augmented_stems(train_songs):
+    augmentation = Augmentation(max_shift_samples=2000, remix_probability=0.5)
+    band = TrainChunks(train_songs, "band", 4410, augmentation=augmentation, seed=9)
+    for mixture, stems in take(band, 5):
+        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+    seed4 = TrainChunks(train_songs, "seed4", 4410, augmentation=augmentation, seed=9, filter=None)
+    unnamed = [(mixture - stems.sum(0)).abs().max() for mixture, stems in take(seed4, 5)]
+    assert max(unnamed) > 0  # the flute is in the mixture, in no stem
+    excluded = TrainChunks(train_songs, "seed4", 4410, augmentation=augmentation, seed=9, exclude_unnamed=True)
+    for mixture, stems in take(excluded, 5):
+        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+def fingerprint(item) -> bytes:
+    return item[1].numpy().tobytes()
+
+
+def test_streaming_pool_reuse_and_corrupt_files(corpus, tmp_path):
+    corrupt = tmp_path / "corrupt.mid"
+    corrupt.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    paths = [corpus["midi"]["alpha"], corrupt, corpus["midi"]["bravo"]]
+    stream = StreamingChunks(paths, "band", 11025, pool_size=8, reuse=3, epochs=1, seed=0)
+    items = list(stream)
+    assert stream.stats["corrupt"] == 1 and stream.stats["songs"] == 2
+    mixture, stems = items[0]
+    assert mixture.shape == (2, 11025) and stems.shape == (6, 2, 11025)
+    counts = collections.Counter(fingerprint(item) for item in items)
+    assert max(counts.values()) <= 3
+    assert len(counts) == stream.stats["kept"] and len(items) == 3 * stream.stats["kept"]
+    for mixture, stems in items[:5]:
+        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
+        assert ChunkFilter().keep(mixture, stems)
+    # The pool shuffles: reuses of a chunk are not all back to back.
+    order = [fingerprint(item) for item in items]
+    assert any(a != b for a, b in zip(order, order[1:]))
+
+
+def test_streaming_caps_chunks_per_song(corpus):
+    stream = StreamingChunks([corpus["midi"]["bravo"]], "band", 4410, pool_size=4, reuse=1,
+                             max_chunks_per_song=3, epochs=2, seed=1)
+    items = list(stream)
+    assert len(items) == 6 and stream.stats["capped"] > 0
+    assert len({fingerprint(item) for item in items}) <= 6
+
+
+def test_streaming_split_index_sharding_and_mono(corpus):
+    folder = corpus["midi"]["alpha"].parent
+    everything = StreamingChunks(folder, "seed4", 11025, split=None, epochs=1, pool_size=2, channels=1)
+    items = list(everything)
+    assert everything.stats["songs"] == 4 and items[0][1].shape == (4, 1, 11025)
+    nowhere = StreamingChunks(folder, "band", 11025, split="no-such-split", epochs=1)
+    assert list(nowhere) == [] and nowhere.stats["other_split"] == 4
+    from_index = StreamingChunks(corpus["index"], "band", 11025, split="valid", epochs=1)
+    assert [p.stem for p in from_index.paths] == ["delta"]
+    shards = [StreamingChunks(folder, "band", 11025, split=None, epochs=1, rank=r, world_size=2) for r in (0, 1)]
+    fingerprints = [{fingerprint(item) for item in shard} for shard in shards]
+    assert [shard.stats["songs"] for shard in shards] == [2, 2]
+    assert not fingerprints[0] & fingerprints[1]
