@@ -149,16 +149,18 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         })
     if not kept:
         raise ValueError("every instrument rendered silent")
-    stems = raw[kept]
+    stems = raw[kept]  # (stems, 2, frames), a copy
     del raw
     stems *= np.array([10 ** (item["gain_db"] / 20) for item in info], np.float32)[:, None, None]
     mix = stems.sum(axis=0)
-    peak = max(float(np.abs(mix).max()), float(np.abs(stems).max()))
+    peak = max(float(mix.max()), -float(mix.min()), float(stems.max()), -float(stems.min()))
     common = min(1.0, 10 ** (settings.peak_dbfs / 20) / peak)
-    # Round stems to the 24-bit grid; the mixture is the exact sum of the rounded stems.
-    stems = np.round(stems * (common * PCM_SCALE)).astype(np.int32)
-    mix = stems.sum(axis=0, dtype=np.int32).astype(np.float32) / PCM_SCALE
-    stems = stems.astype(np.float32) / PCM_SCALE
+    # Round stems to the 24-bit grid (in place: stems can be large); the mixture is the exact sum
+    # of the rounded stems: integers below 2**24 are exact in float32, and their sum in float64.
+    stems *= np.float32(common * PCM_SCALE)
+    np.rint(stems, out=stems)
+    mix = (stems.sum(axis=0, dtype=np.float64) / PCM_SCALE).astype(np.float32)
+    stems /= np.float32(PCM_SCALE)  # a power of two: exact
     common_db = 20 * math.log10(common)
     for item, stem in zip(info, stems):
         item["gain_db"] += common_db

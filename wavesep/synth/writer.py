@@ -44,10 +44,10 @@ def song_id(song: Song) -> str:
 
 
 def write_flac(path: Path, audio: np.ndarray, sample_rate: int):
-    """Write (channels, time) audio on the 24-bit grid to a 24-bit FLAC, losslessly."""
-    pcm = np.round(audio.T.astype(np.float64) * PCM_SCALE).astype(np.int32)
-    # libsndfile takes int32 as left-aligned: the 24 significant bits go on top.
-    soundfile.write(path, pcm << 8, sample_rate, format="FLAC", subtype="PCM_24")
+    """Write (channels, time) audio on the 24-bit grid (see render.py) to a 24-bit FLAC, losslessly."""
+    pcm = (audio.T * np.float32(PCM_SCALE)).astype(np.int32)  # exact: the values are integers
+    pcm <<= 8  # libsndfile takes int32 as left-aligned: the 24 significant bits go on top
+    soundfile.write(path, pcm, sample_rate, format="FLAC", subtype="PCM_24")
 
 
 def song_metadata(rendered: RenderedSong, split: str, soundfont: Path, settings: RenderSettings) -> dict:
