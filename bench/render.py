@@ -1,14 +1,21 @@
 """Rendering benchmark: wavesep against the naive Slakh-style way, in the same run.
 
-The naive way, as Slakh-style scripts do it: split each song into one MIDI file per track, call
-the ``fluidsynth`` command-line tool once per stem (it loads the SoundFont every call), and once
-more for the mixture. Both sides render dry (no reverb, no chorus), float, 44.1 kHz.
+The naive way, as Slakh-style scripts do it: split each song into one MIDI file per track and call
+the ``fluidsynth`` command-line tool once per stem (it loads the SoundFont every call). Both sides
+render dry (no reverb, no chorus), float, 44.1 kHz, on generated songs. Two comparisons:
 
-Printed: throughput in seconds of song per wall-second (all stems of a song included; the naive
-side is *not* charged for its mixture call), and how exactly the mixture equals the sum of the
-stems (SNR in dB, read back from the files each side wrote).
+- *synthesis*: all stems of each song to float audio. wavesep: one pass of the library per song,
+  in memory; naive: one CLI call per stem, each writing a float WAV.
+- *dataset*: the same deliverable on both sides: stems normalised to -13 LUFS, one common gain to
+  -1 dBFS peak, mixture, 24-bit FLAC (or ``--format wav``) files. wavesep: ``wavesep render``; naive: the CLI per stem,
+  then the same normalisation, mixture and FLAC writing (wavesep's own code) on the WAVs read
+  back. Its exactness is measured on a mixture rendered by one more CLI call (not timed), as
+  Slakh-style scripts render the mixture.
 
-    python bench/render.py [--songs 8] [--seed 1234] [--workers 1 2]
+Printed: throughput in seconds of song per wall-second (all stems of a song included), and how
+exactly the mixture equals the sum of the stems (SNR in dB, read back from the files written).
+
+    python bench/render.py [--songs 16] [--seed 1234] [--workers 1 2] [--format flac|wav]
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import mido
@@ -31,7 +39,12 @@ import soundfile
 
 from wavesep.midi.generate import generate_songs
 from wavesep.synth.batch import render_dataset
-from wavesep.synth.render import default_soundfont
+from wavesep.midi.song import read_song
+from wavesep.synth.loudness import integrated_loudness
+from wavesep.synth.render import Renderer, RenderSettings, _normalise, _synthesize, default_soundfont
+from wavesep.synth.writer import write_audio
+
+SPAWN = multiprocessing.get_context("spawn")  # fork is unsafe once this process used libfluidsynth
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -39,21 +52,46 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return math.inf if error == 0 else 10 * math.log10(np.sum(reference**2) / error)
 
 
-def wavesep_side(midi_dir: Path, work: Path, workers: int) -> dict:
+def wavesep_dataset(midi_dir: Path, work: Path, workers: int, audio_format: str) -> dict:
     out = work / f"wavesep-{workers}"
     start = time.perf_counter()
-    summary = render_dataset(midi_dir, out, workers=workers, progress=False)
+    summary = render_dataset(midi_dir, out, workers=workers, audio_format=audio_format, progress=False)
     wall = time.perf_counter() - start
     assert not summary.failed, [o.reason for o in summary.failed]
-    audio_s = sum(o.duration_s for o in summary.outcomes)
+    return {"audio_s": sum(o.duration_s for o in summary.outcomes), "wall_s": wall, "snr_db": dataset_snr(out)}
+
+
+def dataset_snr(out: Path) -> float:
+    """Worst mixture-vs-sum-of-stems SNR over the songs of a dataset, from the files."""
     snrs = []
     for metadata_path in out.glob("*/*/metadata.json"):
         song = metadata_path.parent
         metadata = json.loads(metadata_path.read_text())
-        mix = soundfile.read(song / "mix.flac", dtype="float64")[0]
+        mix = soundfile.read(song / metadata["mix"]["file"], dtype="float64")[0]
         stems = sum(soundfile.read(song / s["file"], dtype="float64")[0] for s in metadata["stems"].values())
         snrs.append(snr_db(mix, stems))
-    return {"audio_s": audio_s, "wall_s": wall, "snr_db": min(snrs)}
+    return min(snrs)
+
+
+def wavesep_synthesis(midi_paths: list[Path], workers: int) -> dict:
+    with ProcessPoolExecutor(workers, mp_context=SPAWN) as pool:
+        list(pool.map(_synthesis_seconds, midi_paths[:workers]))  # start-up and SoundFont load
+        start = time.perf_counter()
+        audio_s = sum(pool.map(_synthesis_seconds, midi_paths))
+        wall = time.perf_counter() - start
+    return {"audio_s": audio_s, "wall_s": wall, "snr_db": math.inf}  # the mix is defined as the sum
+
+
+_RENDERER = None
+
+
+def _synthesis_seconds(path: Path) -> float:
+    global _RENDERER
+    if _RENDERER is None:
+        _RENDERER = Renderer(settings=RenderSettings())
+    song = read_song(path)
+    raw, _ = _synthesize(song, _RENDERER.synth(len(song.instruments)), _RENDERER.settings)
+    return raw.shape[-1] / 44100
 
 
 def split_tracks(path: Path, out: Path) -> list[Path]:
@@ -77,24 +115,52 @@ def fluidsynth_cli(midi: Path, wav: Path, soundfont: Path):
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def naive_side(midi_paths: list[Path], work: Path, workers: int, soundfont: Path) -> dict:
-    out = work / f"naive-{workers}"
+def naive_song(args: tuple[Path, Path, Path, str | None]) -> float:
+    """Render one song the naive way, and with ``audio_format`` make its dataset files; returns
+    its length in seconds."""
+    path, out, soundfont, audio_format = args
+    files = split_tracks(path, out)
+    for stem in files:
+        fluidsynth_cli(stem, stem.with_suffix(".wav"), soundfont)
+    parts = [soundfile.read(f.with_suffix(".wav"), dtype="float32")[0].T for f in files]
+    length = max(p.shape[-1] for p in parts)
+    if audio_format:  # the same normalisation and files as wavesep's
+        stems = np.zeros((len(parts), 2, length), np.float32)
+        for i, part in enumerate(parts):
+            stems[i, :, : part.shape[-1]] = part
+        settings = RenderSettings()
+        loudness = [integrated_loudness(stem, 44100) for stem in stems]
+        keep = [i for i, value in enumerate(loudness) if math.isfinite(value)]
+        gains = np.array([10 ** ((settings.stem_lufs - loudness[i]) / 20) for i in keep])
+        peaks = np.array([np.abs(stems[i]).max() for i in keep])
+        normalised, mix, _ = _normalise(stems[keep], gains, peaks, settings.peak_dbfs)
+        for i, stem in zip(keep, normalised):
+            write_audio(files[i].with_suffix(f".{audio_format}"), stem, 44100)
+        write_audio(out / f"{path.stem}-mix.{audio_format}", mix, 44100)
+    return length / 44100
+
+
+def naive_exactness(path: Path, out: Path, soundfont: Path) -> float:
+    """SNR of the naive way's separately rendered mixture against the sum of its stems."""
+    fluidsynth_cli(path, out / f"{path.stem}-mix.wav", soundfont)
+    mix = soundfile.read(out / f"{path.stem}-mix.wav", dtype="float64")[0]
+    parts = [soundfile.read(f, dtype="float64")[0] for f in sorted(out.glob(f"{path.stem}-track*.wav"))]
+    length = min([len(mix)] + [len(p) for p in parts])
+    return snr_db(mix[:length], sum(p[:length] for p in parts))
+
+
+def naive(midi_paths: list[Path], work: Path, workers: int, soundfont: Path, audio_format: str | None) -> dict:
+    """The naive way; with ``audio_format``, making the dataset files too."""
+    make_dataset = bool(audio_format)
+    out = work / f"naive-{workers}-{audio_format}"
     out.mkdir()
-    stems = {path: split_tracks(path, out) for path in midi_paths}
-    jobs = [(stem, stem.with_suffix(".wav")) for files in stems.values() for stem in files]
     start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda job: fluidsynth_cli(*job, soundfont), jobs))
+    with ProcessPoolExecutor(workers, mp_context=SPAWN) as pool:
+        audio_s = sum(pool.map(naive_song, [(p, out, soundfont, audio_format) for p in midi_paths]))
     wall = time.perf_counter() - start
-    audio_s, snrs = 0.0, []
-    for path, files in stems.items():
-        fluidsynth_cli(path, out / f"{path.stem}-mix.wav", soundfont)  # the mixture, not timed
-        mix = soundfile.read(out / f"{path.stem}-mix.wav", dtype="float64")[0]
-        parts = [soundfile.read(f.with_suffix(".wav"), dtype="float64")[0] for f in files]
-        length = min([len(mix)] + [len(p) for p in parts])
-        snrs.append(snr_db(mix[:length], sum(p[:length] for p in parts)))
-        audio_s += len(mix) / 44100
-    return {"audio_s": audio_s, "wall_s": wall, "snr_db": float(np.median(snrs))}
+    # Not timed: the naive side is not charged for rendering its mixture.
+    snr = float(np.median([naive_exactness(p, out, soundfont) for p in midi_paths])) if make_dataset else math.nan
+    return {"audio_s": audio_s, "wall_s": wall, "snr_db": snr}
 
 
 def machine() -> str:
@@ -111,31 +177,35 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--songs", type=int, default=8)
+    parser.add_argument("--songs", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--format", choices=["flac", "wav"], default="flac", help="dataset files (default flac)")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
         raise SystemExit("bench/render.py needs the fluidsynth command: sudo apt-get install fluidsynth")
     soundfont = default_soundfont()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="wavesep-bench-") as tmp:
         work = Path(tmp)
         midi_paths = generate_songs(work / "midi", args.songs, args.seed)
-        rows = []
         for workers in args.workers:
-            ours = wavesep_side(work / "midi", work, workers)
-            naive = naive_side(midi_paths, work, workers, soundfont)
-            rows.append((workers, ours, naive))
-    print(f"\nRendering {args.songs} generated songs (seed {args.seed}), {soundfont.name}, 44.1 kHz, dry")
+            rows.append(("synthesis", workers, wavesep_synthesis(midi_paths, workers),
+                         naive(midi_paths, work, workers, soundfont, None)))
+            rows.append((f"dataset ({args.format})", workers, wavesep_dataset(work / "midi", work, workers, args.format),
+                         naive(midi_paths, work, workers, soundfont, args.format)))
+    print(f"\nRendering {args.songs} generated songs (seed {args.seed}), {soundfont.name}, 44.1 kHz stereo, dry")
     print(f"machine: {machine()}\n")
-    print("| workers | method | song audio (s) | wall (s) | song s per wall s | speed-up | mix vs sum of stems SNR (dB) |")
-    print("|---|---|---|---|---|---|---|")
-    for workers, ours, naive in rows:
-        ours_rate, naive_rate = ours["audio_s"] / ours["wall_s"], naive["audio_s"] / naive["wall_s"]
-        for name, side, rate in (("wavesep", ours, ours_rate), ("fluidsynth CLI per stem", naive, naive_rate)):
-            snr = "exact (inf)" if math.isinf(side["snr_db"]) else f"{side['snr_db']:.1f}"
-            speedup = f"{rate / naive_rate:.1f}x"
-            print(f"| {workers} | {name} | {side['audio_s']:.1f} | {side['wall_s']:.2f} | {rate:.1f} | {speedup} | {snr} |")
+    print("| task | workers | method | song audio (s) | wall (s) | song s per wall s | wavesep speed-up | mix = sum of stems, SNR (dB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for task, workers, ours, theirs in rows:
+        ours_rate, naive_rate = ours["audio_s"] / ours["wall_s"], theirs["audio_s"] / theirs["wall_s"]
+        for name, side, rate in (("wavesep", ours, ours_rate), ("fluidsynth CLI per stem", theirs, naive_rate)):
+            snr = side["snr_db"]
+            snr = "exact (inf)" if math.isinf(snr) else "-" if math.isnan(snr) else f"{snr:.1f}"
+            speedup = f"{ours_rate / naive_rate:.1f}x" if side is ours else ""
+            print(f"| {task} | {workers} | {name} | {side['audio_s']:.1f} | {side['wall_s']:.2f} | {rate:.1f} "
+                  f"| {speedup} | {snr} |")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,20 @@ def test_render_from_index_uses_its_splits_and_skips_its_errors(corpus, tmp_path
     for record in records:
         if "error" not in record:
             assert (tmp_path / "ds" / record["split"]).is_dir()
+
+
+def test_wav_format_is_exact_too(corpus, tmp_path):
+    import numpy as np
+    import soundfile
+
+    summary = render_dataset(corpus, tmp_path / "ds", audio_format="wav", progress=False)
+    assert summary.count("rendered") == 4
+    for metadata_path in (tmp_path / "ds").glob("*/*/metadata.json"):
+        metadata = json.loads(metadata_path.read_text())
+        assert metadata["mix"]["file"] == "mix.wav"
+        mix = soundfile.read(metadata_path.parent / "mix.wav", dtype="float64")[0]
+        stems = [soundfile.read(metadata_path.parent / s["file"], dtype="float64")[0] for s in metadata["stems"].values()]
+        assert soundfile.info(metadata_path.parent / "mix.wav").subtype == "PCM_24"
+        np.testing.assert_array_equal(mix, np.sum(stems, axis=0))
+    with pytest.raises(RenderSetupError, match="unknown audio format 'mp3'"):
+        render_dataset(corpus, tmp_path / "ds2", audio_format="mp3", progress=False)

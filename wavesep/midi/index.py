@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import json
+import multiprocessing
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -153,7 +154,7 @@ def build_index(root: str | Path, out: str | Path, workers: int = 1,
                                          disable=not progress, desc="index") as bar:
         jobs = [(str(p), limits) for _, p in todo]
         if workers > 1:
-            pool = ProcessPoolExecutor(workers)
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
             results = pool.map(_index_file_job, jobs, chunksize=8)
         else:
             pool, results = None, map(_index_file_job, jobs)

@@ -164,29 +164,35 @@ class Summary:
 def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | None = None,
                    settings: RenderSettings = RenderSettings(), workers: int = 1,
                    shard: tuple[int, int] = (1, 1), limits: ParseLimits = ParseLimits(),
-                   progress: bool = True) -> Summary:
+                   audio_format: str = "flac", progress: bool = True) -> Summary:
     """Render every song of ``source`` into the dataset ``out``; see the module docstring.
 
     Raises:
         RenderSetupError: before any work, for a bad SoundFont, source or output folder.
     """
     source, out = Path(source), Path(out)
+    if audio_format not in writer.AUDIO_FORMATS:
+        raise RenderSetupError(f"unknown audio format {audio_format!r}: use one of {', '.join(writer.AUDIO_FORMATS)}")
     soundfont = check_soundfont(soundfont, settings)
     jobs, skipped = collect_jobs(source, shard)
     check_output(out)
     writer.remove_stale_temporaries(out)
     summary = Summary(outcomes=list(skipped))
     start = time.perf_counter()
-    init_args = (soundfont, out, settings, limits)
-    bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="render")
+    init_args = (soundfont, out, settings, limits, audio_format)
     audio_s = 0.0
     if workers > 1:
-        context = multiprocessing.get_context("spawn")
+        # Not fork: a process that has used libfluidsynth (as check_soundfont does) can leave
+        # its locks held in a forked child, which then hangs. The fork server starts clean and
+        # has the rendering modules imported once for all workers.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["wavesep.synth.writer"])
         pool = context.Pool(workers, initializer=writer.init_worker, initargs=init_args, maxtasksperchild=200)
         results = pool.imap_unordered(writer.run_job, jobs)
     else:
         writer.init_worker(*init_args)
         pool, results = None, map(writer.run_job, jobs)
+    bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="render")
     try:
         for outcome in results:
             summary.outcomes.append(outcome)

@@ -46,25 +46,41 @@ def _k_weighting_sos(sample_rate: float) -> np.ndarray:
     return _k_weighting_sos_at(sample_rate)
 
 
-def k_weight(audio: np.ndarray, sample_rate: float) -> np.ndarray:
-    """Apply BS.1770's K-weighting along the last axis (float64 out)."""
-    audio = np.array(audio, dtype=np.float64)
-    # A -200 dBFS tone at Nyquist keeps the filter state out of denormal numbers, which make the
-    # IIR sections ~7x slower on the long silences of stems; it changes no measurement.
-    audio[..., 0::2] += 1e-10
-    audio[..., 1::2] -= 1e-10
+DENORMAL_GUARD = 1e-20
+"""Amplitude of the Nyquist tone (-400 dBFS) that keeps IIR filter states out of denormal numbers,
+which make the K-weighting ~7x slower on the long silences of stems. It changes no measurement,
+and vanishes when audio is rounded to 24 bits even after +100 dB of gain."""
+
+
+def guard_denormals(audio: np.ndarray) -> np.ndarray:
+    """Add the :data:`DENORMAL_GUARD` tone to ``audio`` in place; returns it."""
+    audio[..., 0::2] += DENORMAL_GUARD
+    audio[..., 1::2] -= DENORMAL_GUARD
+    return audio
+
+
+def k_weight(audio: np.ndarray, sample_rate: float, guarded: bool = False) -> np.ndarray:
+    """Apply BS.1770's K-weighting along the last axis (float64 out).
+
+    Args:
+        guarded: ``audio`` already carries :func:`guard_denormals`'s tone (saves a copy).
+    """
+    if not guarded:
+        audio = guard_denormals(np.array(audio, dtype=np.float64))
     return sosfilt(_k_weighting_sos(float(sample_rate)), audio, axis=-1)
 
 
-def integrated_loudness(audio: np.ndarray, sample_rate: float) -> float:
+def integrated_loudness(audio: np.ndarray, sample_rate: float, guarded: bool = False) -> float:
     """Gated integrated loudness in LUFS; ``-inf`` when nothing passes the -70 LUFS gate.
 
+    Args:
+        guarded: as for :func:`k_weight`.
     Shape:
         audio: (channels, time) or (time,). Channels are weighted 1 (left, right, centre).
     Audio shorter than one 400 ms block is measured as a single block.
     """
     audio = np.atleast_2d(audio)
-    weighted = k_weight(audio, sample_rate)  # (channels, time)
+    weighted = k_weight(audio, sample_rate, guarded)  # (channels, time)
     n = weighted.shape[-1]
     if n == 0:
         return -math.inf

@@ -21,7 +21,7 @@ import numpy as np
 
 from wavesep.midi.song import Event, EventKind, Instrument, Song
 from wavesep.synth import fluidsynth
-from wavesep.synth.loudness import active_seconds, integrated_loudness, peak_db
+from wavesep.synth.loudness import active_seconds, guard_denormals, integrated_loudness
 
 PCM_SCALE = 2**23
 """Full scale of 24-bit audio: stems are multiples of 1 / PCM_SCALE."""
@@ -129,19 +129,22 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
     """Render every instrument of ``song`` to its own stem, then normalise as the module says.
 
     Raises:
-        ValueError: the song has more instruments than the synthesizer has channels, or is over
-            ``settings.max_stem_seconds``.
+        ValueError: the song has more instruments than the synthesizer has channels, is over
+            ``settings.max_stem_seconds``, or renders silent.
     """
     raw, missing_presets = _synthesize(song, synth, settings)  # (instruments, 2, frames)
+    guard_denormals(raw)  # cheaper than a guarded copy per loudness measurement
     sample_rate = settings.sample_rate
-    kept, info, dropped = [], [], []
+    kept, info, dropped, peaks = [], [], [], []
     for index, instrument in enumerate(song.instruments):
-        peak = peak_db(raw[index])
-        loudness = integrated_loudness(raw[index], sample_rate) if peak > settings.silence_dbfs else -math.inf
+        peak = max(float(raw[index].max()), -float(raw[index].min()))
+        audible = peak > 10 ** (settings.silence_dbfs / 20)
+        loudness = integrated_loudness(raw[index], sample_rate, guarded=True) if audible else -math.inf
         if not math.isfinite(loudness):
             dropped.append({"id": instrument.id, "program": instrument.program, "reason": "silent"})
             continue
         kept.append(index)
+        peaks.append(peak)
         info.append({
             "notes": song.notes_per_instrument[index],
             "preset_missing": instrument.program in missing_presets,
@@ -149,28 +152,38 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         })
     if not kept:
         raise ValueError("every instrument rendered silent")
-    stems = raw[kept]  # (stems, 2, frames), a copy
-    del raw
-    stems *= np.array([10 ** (item["gain_db"] / 20) for item in info], np.float32)[:, None, None]
-    mix = stems.sum(axis=0)
-    peak = max(float(mix.max()), -float(mix.min()), float(stems.max()), -float(stems.min()))
-    common = min(1.0, 10 ** (settings.peak_dbfs / 20) / peak)
-    # Round stems to the 24-bit grid (in place: stems can be large); the mixture is the exact sum
-    # of the rounded stems: integers below 2**24 are exact in float32, and their sum in float64.
-    stems *= np.float32(common * PCM_SCALE)
-    np.rint(stems, out=stems)
-    mix = (stems.sum(axis=0, dtype=np.float64) / PCM_SCALE).astype(np.float32)
-    stems /= np.float32(PCM_SCALE)  # a power of two: exact
+    stems = raw if len(kept) == len(raw) else raw[kept]  # (stems, 2, frames); raw is ours to change
+    gains = np.array([10 ** (item["gain_db"] / 20) for item in info])
+    stems, mix, common = _normalise(stems, gains, np.array(peaks), settings.peak_dbfs)
     common_db = 20 * math.log10(common)
-    for item, stem in zip(info, stems):
+    for item, stem, peak in zip(info, stems, gains * common * np.array(peaks)):
         item["gain_db"] += common_db
         item["loudness_lufs"] = settings.stem_lufs + common_db  # loudness is linear in gain
-        item["peak_dbfs"] = peak_db(stem)
+        item["peak_dbfs"] = 20 * math.log10(peak)
         item["seconds_active"] = active_seconds(stem, sample_rate)
     return RenderedSong(
         song=song, sample_rate=sample_rate, instruments=[song.instruments[i] for i in kept],
         stems=stems, mix=mix, stem_info=info, dropped=dropped, mix_gain_db=common_db,
     )
+
+
+def _normalise(stems: np.ndarray, gains: np.ndarray, peaks: np.ndarray, peak_dbfs: float):
+    """Apply per-stem gains and the common gain, in place, and round stems to the 24-bit grid.
+
+    Returns:
+        The stems, their mixture (exactly their sum) and the common gain (linear).
+    """
+    # The common gain keeps the mixture and every stem at or under peak_dbfs.
+    mix = np.einsum("s,sct->ct", gains.astype(np.float32), stems)
+    peak = max(float(mix.max()), -float(mix.min()), float((gains * peaks).max()))
+    common = min(1.0, 10 ** (peak_dbfs / 20) / peak)
+    # Rounded in place (stems can be large); integers below 2**24 are exact in float32, and so
+    # is their sum in float64, so the mixture is the exact sum of the rounded stems.
+    stems *= (gains * common * PCM_SCALE).astype(np.float32)[:, None, None]
+    np.rint(stems, out=stems)
+    mix = (stems.sum(axis=0, dtype=np.float64) / PCM_SCALE).astype(np.float32)
+    stems /= np.float32(PCM_SCALE)  # a power of two: exact
+    return stems, mix, common
 
 
 def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -> tuple[np.ndarray, set[int]]:
