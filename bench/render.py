@@ -135,8 +135,8 @@ def naive_song(args: tuple[Path, Path, Path, str | None]) -> float:
         peaks = np.array([np.abs(stems[i]).max() for i in keep])
         normalised, mix, _ = _normalise(stems[keep], gains, peaks, settings.peak_dbfs)
         for i, stem in zip(keep, normalised):
-            write_audio(files[i].with_suffix(f".{audio_format}"), stem, 44100)
-        write_audio(out / f"{path.stem}-mix.{audio_format}", mix, 44100)
+            write_audio(files[i].with_name(f"{files[i].stem}-stem.{audio_format}"), stem, 44100)
+        write_audio(out / f"{path.stem}-dataset-mix.{audio_format}", mix, 44100)
     return length / 44100
 
 
@@ -144,7 +144,7 @@ def naive_exactness(path: Path, out: Path, soundfont: Path) -> float:
     """SNR of the naive way's separately rendered mixture against the sum of its stems."""
     fluidsynth_cli(path, out / f"{path.stem}-mix.wav", soundfont)
     mix = soundfile.read(out / f"{path.stem}-mix.wav", dtype="float64")[0]
-    parts = [soundfile.read(f, dtype="float64")[0] for f in sorted(out.glob(f"{path.stem}-track*.wav"))]
+    parts = [soundfile.read(f.with_suffix(".wav"), dtype="float64")[0] for f in sorted(out.glob(f"{path.stem}-track*.mid"))]
     length = min([len(mix)] + [len(p) for p in parts])
     return snr_db(mix[:length], sum(p[:length] for p in parts))
 

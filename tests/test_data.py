@@ -444,7 +444,8 @@ def test_streaming_split_index_sharding_and_mono(corpus):
     nowhere = StreamingChunks(folder, "band", 11025, split="no-such-split", epochs=1)
     assert list(nowhere) == [] and nowhere.stats["other_split"] == 4
     from_index = StreamingChunks(corpus["index"], "band", 11025, split="valid", epochs=1)
-    assert [p.stem for p in from_index.paths] == ["delta"]
+    assert [p.stem for p in from_index.paths] == ["delta"] and from_index.paths[0].is_file()
+    assert len(list(from_index)) > 0 and from_index.stats["corrupt"] == 0
     shards = [StreamingChunks(folder, "band", 11025, split=None, epochs=1, rank=r, world_size=2) for r in (0, 1)]
     fingerprints = [{fingerprint(item) for item in shard} for shard in shards]
     assert [shard.stats["songs"] for shard in shards] == [2, 2]

@@ -36,7 +36,7 @@ from wavesep.data.dataset import group_instruments, resolve_segment
 from wavesep.data.filters import ChunkFilter
 from wavesep.data.sharding import current_shard
 from wavesep.instruments import StemSet, get_stem_set
-from wavesep.midi.index import MIDI_SUFFIXES, find_midi_files, read_index, split_for
+from wavesep.midi.index import MIDI_SUFFIXES, find_midi_files, read_index, record_path, split_for
 from wavesep.midi.song import MidiError, ParseLimits, read_song
 from wavesep.synth.render import Renderer, RenderSettings
 
@@ -65,8 +65,8 @@ def midi_sources(midi: PathLike | Sequence[PathLike], split: str | None) -> tupl
         elif source.is_file() and source.suffix.lower() in MIDI_SUFFIXES:
             paths, check = [source], False
         elif source.is_file():
-            _, records = read_index(source)
-            paths = [Path(r["path"]) for r in records if "error" not in r and split in (None, r["split"])]
+            header, records = read_index(source)
+            paths = [record_path(header, r) for r in records if "error" not in r and split in (None, r["split"])]
             check = False
         else:
             raise ValueError(f"{source}: no such MIDI folder, file or index")

@@ -104,6 +104,11 @@ def read_index(path: str | Path) -> tuple[dict, list[dict]]:
     return header, records
 
 
+def record_path(header: dict, record: dict) -> Path:
+    """The file an index record describes: record paths are relative to the index's root."""
+    return Path(header["root"]) / record["path"]
+
+
 def _reusable(records_path: Path) -> dict[str, dict]:
     """Records of an earlier (possibly interrupted) scan, keyed by their relative path."""
     known = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wavesep.midi.index import error_kind, find_midi_files, read_index
+from wavesep.midi.index import error_kind, find_midi_files, read_index, record_path
 from wavesep.midi.song import ParseLimits
 from wavesep.synth import writer
 from wavesep.synth.fluidsynth import FluidSynthError
@@ -63,7 +63,7 @@ def collect_jobs(source: Path, shard: tuple[int, int] = (1, 1)) -> tuple[list[wr
         root = Path(header.get("root", source.parent))
         jobs, hashes = [], []
         for record in records:
-            path = root / record["path"]
+            path = record_path(header, record)
             if not in_shard(path, root, shard):
                 continue
             if "error" in record:
