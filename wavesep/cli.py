@@ -183,4 +183,7 @@ def cmd_demo(args) -> int:
     from wavesep.data.dataset import describe_dataset  # imports torch: after the workers are forked
 
     print(describe_dataset(dataset))
+    example = next(dataset.glob("*/*/mix.flac"), None)
+    if example is not None:
+        print(f"listen: {example} and the stems beside it in {example.parent / 'stems'}")
     return 1 if summary.failed else 0
