@@ -56,31 +56,58 @@ def orchestrate(midi: mido.MidiFile, programs: list[int]) -> mido.MidiFile:
 
 def export_corpus(out: str | Path, composer: str | None = None, limit: int | None = None,
                   programs: list[int] | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Write scores of music21's corpus as MIDI files into ``out``.
+    """Write scores of music21's corpus as MIDI files into ``out``, one file per score (a
+    collection such as a folk-song book gives several); files already there are kept.
 
     Returns:
-        The files written, and (score, reason) for scores music21 could not convert.
+        The files written, at most ``limit``, and (source, reason) for what music21 could not
+        convert.
     """
-    from music21 import converter
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written, failed = [], []
-    for path in corpus_paths(composer)[:limit]:
-        target = out / f"{slug(path.parent.name)}-{slug(path.stem)}.mid"
-        if target.exists():
-            written.append(target)
+    for path in corpus_paths(composer):
+        if limit is not None and len(written) >= limit:
+            break
+        base = f"{slug(path.parent.name)}-{slug(path.stem)}"
+        if (out / f"{base}.mid").exists():  # a single score, done before
+            written.append(out / f"{base}.mid")
             continue
-        tmp = target.with_suffix(".mid.tmp")
         try:
-            score = converter.parse(path)
-            score.write("midi", fp=str(tmp))
-            if programs:
-                midi = orchestrate(mido.MidiFile(tmp), programs)
-                midi.save(tmp)
-            os.replace(tmp, target)
-            written.append(target)
+            scores = _scores(path)
         except Exception as error:  # music21 raises many kinds on the odd score
-            tmp.unlink(missing_ok=True)
-            failed.append((path, f"{type(error).__name__}: {error}".splitlines()[0]))
+            failed.append((path, _reason(error)))
+            continue
+        for number, score in enumerate(scores, start=1):
+            if limit is not None and len(written) >= limit:
+                break
+            target = out / (f"{base}-{number:03d}.mid" if len(scores) > 1 else f"{base}.mid")
+            try:
+                if not target.exists():
+                    _write_midi(score, target, programs)
+                written.append(target)
+            except Exception as error:
+                failed.append((path, f"score {number}: {_reason(error)}"))
     return written, failed
+
+
+def _scores(path: Path) -> list:
+    from music21 import converter, stream
+
+    parsed = converter.parse(path)
+    return list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+
+
+def _write_midi(score, target: Path, programs: list[int] | None):
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        score.write("midi", fp=str(tmp))
+        if programs:
+            orchestrate(mido.MidiFile(tmp), programs).save(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]
