@@ -139,3 +139,46 @@ def test_smpte_and_type2_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MidiError, match="cannot read file"):
         read_song(tmp_path / "nope.mid")
+
+
+def test_programs_set_in_a_setup_track_apply_to_tracks_that_set_none(tmp_path):
+    setup = conductor()
+    setup.append(mido.Message("program_change", channel=1, program=33))
+    setup.append(mido.Message("program_change", channel=2, program=48))
+    tracks = [setup, part(1, None, scale(0, 4, 36)), part(2, None, scale(0, 4, 60)), part(3, 73, scale(0, 4))]
+    song = read_song(save(tmp_path / "a.mid", tracks))
+    assert [(i.channel, i.program) for i in song.instruments] == [(1, 33), (2, 48), (3, 73)]
+
+
+def test_overlapping_notes_of_one_key_release_with_the_last_note_off(tmp_path):
+    # Repeated notes written note-on before note-off at the same tick, and an overlap.
+    track = mido.MidiTrack([
+        mido.Message("note_on", note=60, velocity=90),
+        mido.Message("note_on", note=60, velocity=90, time=TICKS),  # re-struck at beat 1...
+        mido.Message("note_off", note=60),                          # ...then the first one ends
+        mido.Message("note_on", note=64, velocity=90),
+        mido.Message("note_on", note=64, velocity=90, time=TICKS // 2),  # overlaps the first 64
+        mido.Message("note_off", note=64, time=TICKS // 2),
+        mido.Message("note_off", note=60, time=TICKS),
+        mido.Message("note_off", note=64),
+    ])
+    song = read_song(save(tmp_path / "a.mid", [conductor(), track]))
+    offs = [(e.a, e.time_s) for e in song.events if e.kind == EventKind.NOTE_OFF]
+    assert offs == [(60, 1.5), (64, 1.5)]  # one release per key, at its last note-off
+    assert song.notes_per_instrument == [4]
+
+
+def test_channelless_messages_are_skipped(tmp_path):
+    clock = b"\x00\xf8"  # MIDI clock: a real-time message with no channel
+    note = b"\x00\x90\x3c\x40\x60\x80\x3c\x40\x00\xff\x2f\x00"
+    song = read_song(raw_midi(tmp_path / "a.mid", [clock + note]))
+    assert song.n_notes == 1
+
+
+def test_event_cap_counts_controllers_copied_to_every_instrument(tmp_path):
+    bends = [(i, mido.Message("pitchwheel", channel=0, pitch=i)) for i in range(200)]
+    tracks = [conductor()] + [part(0, p, scale(0, 1), extra=bends if p == 0 else ()) for p in range(4)]
+    path = save(tmp_path / "a.mid", tracks)
+    assert read_song(path).events
+    with pytest.raises(MidiError, match="over the cap of 500"):
+        read_song(path, ParseLimits(max_events=500))

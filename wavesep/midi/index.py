@@ -67,6 +67,9 @@ def index_file(path: str | Path, limits: ParseLimits = ParseLimits()) -> dict:
     except OSError as error:
         record["error"] = f"cannot read file: {error.strerror or error}"
         return record
+    except Exception as error:  # a parser surprise on one file must not stop a corpus scan
+        record["error"] = f"unexpected {type(error).__name__}: {error}".splitlines()[0]
+        return record
     record.update(
         sha256=song.sha256,
         notes_hash=song.notes_hash,

@@ -5,7 +5,10 @@ drums (program 128). The rules, which rendering and the corpus index share:
 
 - Program changes are scoped to their (track, channel), as pretty_midi and Slakh do: two tracks that
   share a channel keep their own programs, and a program change mid-track starts a new instrument.
-  A note-off goes to the instrument that got its note-on, even across a program change.
+  A track that sets no program on a channel takes the channel's latest program from any track (a
+  set-up track). A note-off goes to the instrument that got its note-on, even across a program
+  change; of overlapping notes of one key, the last note-off releases them (as a synthesizer
+  releases every voice of a key at once, an earlier one would cut the later note).
 - Controllers, pitch bends and channel pressure act on the MIDI channel, as they do on a real
   synthesizer: they are sent to every instrument that plays on that channel, from the start of the
   song, so an instrument that begins mid-song inherits the channel's state (volume, pedal, bend
@@ -46,6 +49,7 @@ class ParseLimits:
     max_ticks: int = 2**28  # an enormous delta time is corruption, not music
     max_duration_s: float = 1200.0  # 20 minutes of music
     max_notes: int = 200_000
+    max_events: int = 1_000_000  # after controllers are copied to every instrument of their channel
     max_instruments: int = 64  # one synthesizer channel each when rendering
     max_tempo_bpm: float = 1000.0  # faster than this is a broken tempo event
     max_seconds: float = 30.0  # wall time to parse one file
@@ -224,6 +228,115 @@ def _tempo_map(tracks, ticks_per_beat: int, limits: ParseLimits) -> _TempoMap:
 _CHANNEL_WIDE = {"control_change", "pitchwheel", "aftertouch"}
 
 
+class _ProgramTimeline:
+    """Program changes per channel from every track, for tracks that set none of their own.
+
+    Many files (Lakh MIDI has plenty) set every channel's program in a set-up track and play
+    in others; without this fallback all of them would be piano.
+    """
+
+    def __init__(self, tracks):
+        changes: dict[int, list[tuple[int, int]]] = {}  # channel -> (tick, program)
+        for messages in tracks:
+            for tick, _, message in messages:
+                if message.type == "program_change":
+                    changes.setdefault(message.channel, []).append((tick, message.program))
+        self.ticks, self.programs = {}, {}
+        for channel, items in changes.items():
+            items.sort(key=lambda change: change[0])
+            self.ticks[channel] = [tick for tick, _ in items]
+            self.programs[channel] = [program for _, program in items]
+
+    def at(self, channel: int, tick: int) -> int:
+        """The channel's program at ``tick`` (changes at the same tick count), 0 before any."""
+        i = bisect.bisect_right(self.ticks.get(channel, []), tick) - 1
+        return self.programs[channel][i] if i >= 0 else 0
+
+
+class _Collector:
+    """Turns the messages of a file into instruments and pending (tick-timed) events."""
+
+    def __init__(self, ticks_per_beat: int, limits: ParseLimits, timeline: _ProgramTimeline):
+        self.ticks_per_beat, self.limits, self.timeline = ticks_per_beat, limits, timeline
+        self.instruments: dict[Instrument, int] = {}
+        self.notes: list[int] = []
+        self.pending: list[tuple[int, int, EventKind, int, int, int]] = []  # tick, order, kind, inst, a, b
+        self.channel_wide: list[tuple[int, int, int, EventKind, int, int]] = []  # tick, order, channel, ...
+        self.drum_kits: list[tuple[int, int, int, int]] = []  # tick, order, track, program
+        self.note_keys: list[tuple[int, int, bool]] = []  # for the duplicate fingerprint
+        self.last_tick = 0
+
+    def instrument_index(self, key: Instrument) -> int:
+        if key not in self.instruments:
+            if len(self.instruments) >= self.limits.max_instruments:
+                raise MidiError(f"more than the cap of {self.limits.max_instruments} instruments")
+            self.instruments[key] = len(self.instruments)
+            self.notes.append(0)
+        return self.instruments[key]
+
+    def track(self, track_index: int, messages):
+        program: dict[int, int] = {}  # channel -> program set by this track
+        sounding: dict[tuple[int, int], list[int]] = {}  # (channel, key) -> instrument indices
+        for tick, order, message in messages:
+            channel = getattr(message, "channel", None)
+            if channel is None:  # meta, sysex, clock, song position...: nothing to render
+                continue
+            self.last_tick = max(self.last_tick, tick)
+            kind = message.type
+            if kind == "note_on" and message.velocity > 0:
+                current = program.get(channel)
+                current = self.timeline.at(channel, tick) if current is None else current
+                self.note_on(track_index, tick, order, message, current, sounding)
+            elif kind in ("note_off", "note_on"):  # note_on with velocity 0 is a note-off
+                stack = sounding.get((channel, message.note))
+                if stack:
+                    index = stack.pop(0)
+                    # The synthesizer releases every voice of a key at once: a note-off that
+                    # ends one of two overlapping same-key notes must not cut the other.
+                    if index not in stack:
+                        self.pending.append((tick, order, EventKind.NOTE_OFF, index, message.note, 0))
+            elif kind == "program_change":
+                if channel == DRUM_CHANNEL:
+                    self.drum_kits.append((tick, order, track_index, message.program))
+                else:
+                    program[channel] = message.program
+            elif kind == "polytouch":
+                for index in sounding.get((channel, message.note), []):
+                    self.pending.append((tick, order, EventKind.KEY_PRESSURE, index, message.note, message.value))
+            elif kind in _CHANNEL_WIDE:
+                self.channel_wide.append((tick, order, channel) + _channel_wide_event(message))
+        # A note that never ends is released at the end of the song.
+        for (channel, key), stack in sounding.items():
+            for index in set(stack):
+                self.pending.append((-1, 2**62, EventKind.NOTE_OFF, index, key, 0))
+
+    def note_on(self, track_index: int, tick: int, order: int, message, program: int, sounding):
+        if len(self.note_keys) >= self.limits.max_notes:
+            raise MidiError(f"more than the cap of {self.limits.max_notes} notes")
+        is_drum = message.channel == DRUM_CHANNEL
+        index = self.instrument_index(Instrument(track_index, message.channel, DRUMS if is_drum else program))
+        self.notes[index] += 1
+        sounding.setdefault((message.channel, message.note), []).append(index)
+        self.pending.append((tick, order, EventKind.NOTE_ON, index, message.note, message.velocity))
+        self.note_keys.append((round(tick * 24 / self.ticks_per_beat), message.note, is_drum))
+
+    def resolve(self):
+        """Send channel-wide events to every instrument of their channel, and drum kits to drums."""
+        by_channel: dict[int, list[int]] = {}
+        for instrument, index in self.instruments.items():
+            by_channel.setdefault(instrument.channel, []).append(index)
+        n_events = len(self.pending) + sum(len(by_channel.get(item[2], ())) for item in self.channel_wide)
+        if n_events > self.limits.max_events:
+            raise MidiError(f"{n_events} events to render, over the cap of {self.limits.max_events}")
+        for tick, order, channel, kind, a, b in self.channel_wide:
+            for index in by_channel.get(channel, []):
+                self.pending.append((tick, order, kind, index, a, b))
+        for tick, order, track_index, kit in self.drum_kits:
+            index = self.instruments.get(Instrument(track_index, DRUM_CHANNEL, DRUMS))
+            if index is not None:
+                self.pending.append((tick, order, EventKind.PROGRAM, index, kit, 0))
+
+
 def _song_from_midi(path: Path, data: bytes, midi: mido.MidiFile, limits: ParseLimits) -> Song:
     if midi.type == 2:
         raise MidiError("unsupported: MIDI type 2 (independent sequences)")
@@ -233,92 +346,26 @@ def _song_from_midi(path: Path, data: bytes, midi: mido.MidiFile, limits: ParseL
         raise MidiError("no tracks")
     tracks = _absolute_messages(midi, limits)
     tempo = _tempo_map(tracks, midi.ticks_per_beat, limits)
-
-    instruments: dict[Instrument, int] = {}
-    notes: list[int] = []
-    # Instrument events; channel-wide ones are resolved once all instruments are known.
-    pending: list[tuple[int, int, EventKind, int, int, int]] = []  # tick, order, kind, inst, a, b
-    channel_wide: list[tuple[int, int, int, EventKind, int, int]] = []  # tick, order, channel, ...
-    drum_kits: list[tuple[int, int, int, int]] = []  # tick, order, track, program
-    note_keys: list[tuple[int, int, bool]] = []  # for the duplicate fingerprint
-    n_notes = 0
-
-    def instrument_index(key: Instrument) -> int:
-        if key not in instruments:
-            if len(instruments) >= limits.max_instruments:
-                raise MidiError(f"more than the cap of {limits.max_instruments} instruments")
-            instruments[key] = len(instruments)
-            notes.append(0)
-        return instruments[key]
-
-    last_tick = 0
+    collector = _Collector(midi.ticks_per_beat, limits, _ProgramTimeline(tracks))
     for track_index, messages in enumerate(tracks):
-        program = {}  # channel -> current program, scoped to this track
-        sounding: dict[tuple[int, int], list[int]] = {}  # (channel, key) -> instrument indices
-        for tick, order, message in messages:
-            if message.is_meta or message.type == "sysex":
-                continue
-            last_tick = max(last_tick, tick)
-            channel = message.channel
-            kind = message.type
-            if kind == "note_on" and message.velocity > 0:
-                n_notes += 1
-                if n_notes > limits.max_notes:
-                    raise MidiError(f"more than the cap of {limits.max_notes} notes")
-                is_drum = channel == DRUM_CHANNEL
-                key = Instrument(track_index, channel, DRUMS if is_drum else program.get(channel, 0))
-                index = instrument_index(key)
-                notes[index] += 1
-                sounding.setdefault((channel, message.note), []).append(index)
-                pending.append((tick, order, EventKind.NOTE_ON, index, message.note, message.velocity))
-                note_keys.append((round(tick * 24 / midi.ticks_per_beat), message.note, is_drum))
-            elif kind in ("note_off", "note_on"):  # note_on with velocity 0 is a note-off
-                stack = sounding.get((channel, message.note))
-                if stack:
-                    pending.append((tick, order, EventKind.NOTE_OFF, stack.pop(0), message.note, 0))
-            elif kind == "program_change":
-                if channel == DRUM_CHANNEL:
-                    drum_kits.append((tick, order, track_index, message.program))
-                else:
-                    program[channel] = message.program
-            elif kind == "polytouch":
-                for index in sounding.get((channel, message.note), []):
-                    pending.append((tick, order, EventKind.KEY_PRESSURE, index, message.note, message.value))
-            elif kind in _CHANNEL_WIDE:
-                channel_wide.append((tick, order, channel) + _channel_wide_event(message))
-        # A note that never ends is released at the end of the song.
-        for (channel, key), stack in sounding.items():
-            for index in stack:
-                pending.append((-1, 2**62, EventKind.NOTE_OFF, index, key, 0))
-
-    if not instruments:
+        collector.track(track_index, messages)
+    if not collector.instruments:
         raise MidiError("no notes")
-    by_channel: dict[int, list[int]] = {}
-    for instrument, index in instruments.items():
-        by_channel.setdefault(instrument.channel, []).append(index)
-    for tick, order, channel, kind, a, b in channel_wide:
-        for index in by_channel.get(channel, []):
-            pending.append((tick, order, kind, index, a, b))
-    for tick, order, track_index, kit in drum_kits:
-        index = instruments.get(Instrument(track_index, DRUM_CHANNEL, DRUMS))
-        if index is not None:
-            pending.append((tick, order, EventKind.PROGRAM, index, kit, 0))
-
-    duration_s = tempo.to_seconds(last_tick)
+    collector.resolve()
+    duration_s = tempo.to_seconds(collector.last_tick)
     if duration_s > limits.max_duration_s:
         raise MidiError(f"duration of {duration_s:.0f} s is over the cap of {limits.max_duration_s:g} s")
     events = sorted(
         Event(duration_s if tick < 0 else tempo.to_seconds(tick), order, kind, index, a, b)
-        for tick, order, kind, index, a, b in pending
+        for tick, order, kind, index, a, b in collector.pending
     )
-    note_keys.sort()
     return Song(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
-        notes_hash=hashlib.sha256(repr(note_keys).encode()).hexdigest(),
+        notes_hash=hashlib.sha256(repr(sorted(collector.note_keys)).encode()).hexdigest(),
         duration_s=duration_s,
-        instruments=list(instruments),
-        notes_per_instrument=notes,
+        instruments=list(collector.instruments),
+        notes_per_instrument=collector.notes,
         events=events,
     )
 
