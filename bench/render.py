@@ -90,7 +90,8 @@ def _synthesis_seconds(path: Path) -> float:
     if _RENDERER is None:
         _RENDERER = Renderer(settings=RenderSettings())
     song = read_song(path)
-    raw, _ = _synthesize(song, _RENDERER.synth(len(song.instruments)), _RENDERER.settings)
+    with _RENDERER.synth(len(song.instruments)) as synth:
+        raw, _ = _synthesize(song, synth, _RENDERER.settings)
     return raw.shape[-1] / 44100
 
 

@@ -1,7 +1,6 @@
 """Rendering: one pass, exact sums, Slakh-like gains, and MIDI semantics heard in the audio."""
 
 import json
-import math
 
 import mido
 import numpy as np
@@ -156,6 +155,31 @@ def test_program_change_mid_track_renders_two_stems(renderer, tmp_path):
 def test_other_sample_rate(tmp_path):
     renderer = Renderer(settings=RenderSettings(sample_rate=22050))
     rendered = renderer.render(read_song(band_song(tmp_path / "a.mid", beats=4)))
-    assert rendered.sample_rate == 22050
-    assert math.isclose(rendered.n_frames / 22050, rendered.duration_s)
+    at_44k = Renderer().render(read_song(tmp_path / "a.mid"))
+    assert rendered.sample_rate == 22050 and rendered.mix.shape[-1] == rendered.n_frames
     assert 2.0 <= rendered.duration_s <= 2.0 + 3.0 + 0.01
+    # The same music at half the rate: half the frames, to within the release tail's end.
+    assert abs(rendered.n_frames * 2 - at_44k.n_frames) <= 2 * 1024 + 2
+
+
+def test_a_song_renders_the_same_whatever_was_rendered_before(tmp_path):
+    # The first song ends with a held pedal on an organ: its voices outlive the tail cap.
+    track = mido.MidiTrack([mido.Message("program_change", program=19),
+                            mido.Message("control_change", control=64, value=127),
+                            mido.Message("note_on", note=60, velocity=100),
+                            mido.Message("note_off", note=60, time=TICKS)])
+    others = [part(c, 40 + c, scale(0, 2)) for c in range(1, 5)]  # as many instruments as the next song
+    held = read_song(save(tmp_path / "held.mid", [conductor(), track] + others))
+    song = read_song(band_song(tmp_path / "b.mid", beats=4))
+    shared = Renderer(settings=RenderSettings(tail_s=0.5))
+    shared.render(held)
+    after = shared.render(song)
+    fresh = Renderer(settings=RenderSettings(tail_s=0.5)).render(song)
+    np.testing.assert_array_equal(after.stems, fresh.stems)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="tail cap"):
+        RenderSettings(tail_s=-1)
+    with pytest.raises(ValueError, match="8000-96000"):
+        RenderSettings(sample_rate=4000)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_CHANNELS = 256  # FluidSynth's cap on synth.midi-channels
+MAX_CHANNELS = 128  # FluidSynth's cap on synth.audio-groups: one output per channel
 CHANNEL_TYPE_MELODIC = 0
 CHANNEL_TYPE_DRUM = 1
 _LOG_LEVELS_TO_SILENCE = (2, 3, 4)  # FLUID_WARN, FLUID_INFO, FLUID_DBG
@@ -84,11 +84,12 @@ class Synth:
     Args:
         soundfont: path to an .sf2 or .sf3 file, loaded once.
         sample_rate: output rate in Hz (FluidSynth accepts 8000-96000).
-        n_channels: MIDI channels, each rendered to its own output (at most 256).
+        n_channels: MIDI channels, each rendered to its own output (at most 128).
         polyphony: voices before FluidSynth steals the oldest; generous because every instrument
             of a song shares the synthesizer.
-        reverb, chorus: FluidSynth's built-in effects. Off by default: their output is shared by
-            all channels, so it would belong to no stem.
+
+    FluidSynth's reverb and chorus are off: their output is shared by all channels, so it would
+    belong to no stem. Effects per stem are for the data pipeline to add.
     """
 
     def __init__(
@@ -97,8 +98,6 @@ class Synth:
         sample_rate: int = 44100,
         n_channels: int = 64,
         polyphony: int = 1024,
-        reverb: bool = False,
-        chorus: bool = False,
     ):
         if not 1 <= n_channels <= MAX_CHANNELS:
             raise ValueError(f"n_channels must be in 1-{MAX_CHANNELS}, got {n_channels}")
@@ -112,8 +111,8 @@ class Synth:
             "synth.audio-groups": n_channels,
             "synth.audio-channels": n_channels,
             "synth.polyphony": polyphony,
-            "synth.reverb.active": int(reverb),
-            "synth.chorus.active": int(chorus),
+            "synth.reverb.active": 0,
+            "synth.chorus.active": 0,
             "synth.cpu-cores": 1,  # parallelism comes from worker processes
         }.items():
             self._check(self.lib.fluid_settings_setint(self._settings, key.encode(), value), key)
@@ -124,7 +123,7 @@ class Synth:
         self._check(self.lib.fluid_settings_setnum(self._settings, b"synth.gain", 0.2), "synth.gain")
         self._synth = self.lib.new_fluid_synth(self._settings)
         if not self._synth:
-            self.lib.delete_fluid_settings(self._settings)
+            self.close()
             raise FluidSynthError("FluidSynth could not create a synthesizer")
         self.soundfont = Path(soundfont)
         self._sfont_id = self.lib.fluid_synth_sfload(self._synth, str(self.soundfont).encode(), 1)

@@ -56,9 +56,13 @@ class RenderSettings:
     peak_dbfs: float = -1.0  # the mixture and every stem peak at or below this
     silence_dbfs: float = -90.0  # a stem whose raw peak is below this is dropped as silent
     max_stem_seconds: float = 7200.0  # instruments x seconds; bounds memory (~2.5 GB at 44.1 kHz)
-    polyphony: int = 1024
-    reverb: bool = False  # FluidSynth's effects are shared by all channels: no stem owns them
-    chorus: bool = False
+    polyphony: int = 1024  # voices before FluidSynth steals one; all instruments share them
+
+    def __post_init__(self):
+        if not 8000 <= self.sample_rate <= 96000:
+            raise ValueError(f"sample rate must be 8000-96000 Hz (FluidSynth's range), got {self.sample_rate}")
+        if self.tail_s < 0:
+            raise ValueError(f"the release tail cap must be 0 s or more, got {self.tail_s:g}")
 
 
 @dataclass
@@ -91,42 +95,37 @@ class RenderedSong:
 class Renderer:
     """Renders songs with one SoundFont; keep one per process and reuse it for many songs.
 
-    FluidSynth fixes the number of outputs when a synthesizer is made, and empty outputs still
-    cost mixing time, so synthesizers are made per size class (4, 8, 16, 32, 64 channels) on
-    first use. FluidSynth's sample cache shares the SoundFont's samples between them.
+    Every song gets a fresh synthesizer, sized to its instruments: a reused one would carry
+    voices, controller state and a part-used 64-sample block from the song before, so the same
+    song would render differently after different songs. One synthesizer stays alive for the
+    Renderer's life so that FluidSynth's sample cache keeps the SoundFont loaded, which makes a
+    fresh synthesizer cost milliseconds rather than a SoundFont load.
     """
 
     def __init__(self, soundfont: str | Path | None = None, settings: RenderSettings = RenderSettings()):
         self.soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
         self.settings = settings
-        self._synths: dict[int, fluidsynth.Synth] = {}
-        self.synth(1)  # load the SoundFont now, so a bad one fails before any work
+        self._keeper = self.synth(1)  # loads the SoundFont now, so a bad one fails before any work
 
     def synth(self, n_channels: int) -> fluidsynth.Synth:
-        size = 4
-        while size < n_channels:
-            size *= 2
-        if size > fluidsynth.MAX_CHANNELS:
-            raise ValueError(f"{n_channels} instruments, more than FluidSynth's {fluidsynth.MAX_CHANNELS} channels")
-        if size not in self._synths:
-            settings = self.settings
-            self._synths[size] = fluidsynth.Synth(
-                self.soundfont, settings.sample_rate, n_channels=size, polyphony=settings.polyphony,
-                reverb=settings.reverb, chorus=settings.chorus,
-            )
-        return self._synths[size]
+        """A new synthesizer with at least ``n_channels`` outputs."""
+        if n_channels > fluidsynth.MAX_CHANNELS:
+            raise ValueError(f"{n_channels} instruments, more than FluidSynth's {fluidsynth.MAX_CHANNELS} outputs")
+        return fluidsynth.Synth(self.soundfont, self.settings.sample_rate, n_channels=max(1, n_channels),
+                                polyphony=self.settings.polyphony)
 
     def render(self, song: Song) -> RenderedSong:
-        return render_song(song, self.synth(len(song.instruments)), self.settings)
+        with self.synth(len(song.instruments)) as synth:
+            return render_song(song, synth, self.settings)
 
     def close(self):
-        for synth in self._synths.values():
-            synth.close()
-        self._synths.clear()
+        self._keeper.close()
 
 
 def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = RenderSettings()) -> RenderedSong:
     """Render every instrument of ``song`` to its own stem, then normalise as the module says.
+
+    ``synth`` must be fresh (see :class:`Renderer`), with a channel per instrument.
 
     Raises:
         ValueError: the song has more instruments than the synthesizer has channels, is over
@@ -152,7 +151,10 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         })
     if not kept:
         raise ValueError("every instrument rendered silent")
-    stems = raw if len(kept) == len(raw) else raw[kept]  # (stems, 2, frames); raw is ours to change
+    for position, index in enumerate(kept):  # compact in place: no second copy of the stems
+        if position != index:
+            raw[position] = raw[index]
+    stems = raw[: len(kept)]  # (stems, 2, frames)
     gains = np.array([10 ** (item["gain_db"] / 20) for item in info])
     stems, mix, common = _normalise(stems, gains, np.array(peaks), settings.peak_dbfs)
     common_db = 20 * math.log10(common)
@@ -198,7 +200,6 @@ def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -
             f"{settings.max_stem_seconds:g} stem-seconds"
         )
     sample_rate = synth.sample_rate
-    synth.reset()
     missing = set()
     for channel, instrument in enumerate(song.instruments):
         program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
@@ -221,7 +222,6 @@ def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -
     if synth.active_voices > 0:  # cut at the cap: fade out the last 50 ms instead of clicking
         fade = min(position, int(0.05 * sample_rate))
         out[:, :, position - fade : position] *= np.linspace(1, 0, fade, dtype=np.float32)
-    synth.all_sounds_off()
     return out[:, :, :position], missing
 
 
