@@ -84,3 +84,18 @@ def varlen(value: int) -> bytes:
         out.append(0x80 | (value & 0x7F))
         value >>= 7
     return bytes(reversed(out))
+
+
+def kill_worker_on_boom(job):
+    """A render job for tests: the worker process dies on files named boom*.mid."""
+    import os
+
+    from wavesep.synth.writer import Outcome
+
+    if job.path.name.startswith("boom"):
+        os._exit(9)
+    return Outcome(job.path, "rendered", duration_s=1.0)
+
+
+def no_setup(*args):
+    pass

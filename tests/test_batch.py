@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from midi_factory import band_song
 from wavesep.cli import main
 from wavesep.synth.batch import RenderSetupError, parse_shard, render_dataset
+from wavesep.synth.render import RenderSettings
 
 
 @pytest.fixture
@@ -65,14 +67,36 @@ def test_empty_source_and_unwritable_output(corpus, tmp_path):
         render_dataset(corpus, blocker / "ds", progress=False)
 
 
-def test_shards_partition_the_corpus(corpus, tmp_path):
-    names = []
+def test_shards_partition_the_corpus_by_content(corpus, tmp_path):
+    (corpus / "copy-of-song0.mid").write_bytes((corpus / "song0.mid").read_bytes())
+    rendered, skipped = [], []
     for k in (1, 2, 3):
         summary = render_dataset(corpus, tmp_path / f"ds{k}", shard=(k, 3), progress=False)
-        names += [o.path.name for o in summary.outcomes]
-    assert sorted(names) == sorted(p.name for p in corpus.iterdir())
+        rendered += [o.path.name for o in summary.outcomes if o.status == "rendered"]
+        skipped += [o.reason for o in summary.outcomes if o.status == "skipped"]
+    # Every song once; the copy lands in its original's shard, where one of the two is skipped.
+    assert sorted(rendered) == ["copy-of-song0.mid", "song1.mid", "song2.mid", "song3.mid"]
+    assert skipped == ["same bytes as another file of the source"]
     with pytest.raises(RenderSetupError):
         parse_shard("4/3")
+
+
+def test_worker_that_dies_fails_its_song_only():
+    from midi_factory import kill_worker_on_boom, no_setup
+    from wavesep.synth.batch import WORKER_DIED, _outcomes
+    from wavesep.synth.writer import Job
+
+    jobs = [Job(Path(f"song{i}.mid")) for i in range(6)] + [Job(Path("boom.mid"))] + [Job(Path("last.mid"))]
+    outcomes = {o.path.name: o for o in _outcomes(jobs, 2, (), run=kill_worker_on_boom, init=no_setup)}
+    assert len(outcomes) == 8
+    assert outcomes["boom.mid"].status == "failed" and outcomes["boom.mid"].reason == WORKER_DIED
+    assert all(o.status == "rendered" for name, o in outcomes.items() if name != "boom.mid")
+
+
+def test_a_dataset_refuses_songs_rendered_differently(corpus, tmp_path):
+    render_dataset(corpus, tmp_path / "ds", progress=False)
+    with pytest.raises(RenderSetupError, match="rendered with other settings .*stem_lufs -13.0 there, -20.0 asked"):
+        render_dataset(corpus, tmp_path / "ds", settings=RenderSettings(stem_lufs=-20.0), progress=False)
 
 
 def test_rerun_skips_finished_songs(corpus, tmp_path):
@@ -91,10 +115,13 @@ def test_killed_render_resumes_and_leaves_nothing_half_done(tmp_path):
     command = [sys.executable, "-m", "wavesep", "render", str(corpus), "--out", str(out), "--workers", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not complete_songs(out) and time.time() < deadline:
-        time.sleep(0.05)
+    # Kill it while it writes a song (after at least one is complete), so a half-written song
+    # folder exists at the moment of the kill.
+    while not (complete_songs(out) and list(out.glob("*/.tmp-*/stems/*"))) and time.time() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert list(out.glob("*/.tmp-*")), "the kill should have interrupted a write"
     done_before = complete_songs(out)
     assert 1 <= len(done_before) < 6
     # Whatever the kill interrupted is hidden: every visible song folder is complete.

@@ -34,3 +34,15 @@ def test_missing_argument_exits_2(capsys):
     with pytest.raises(SystemExit) as error:
         main(["render"])
     assert error.value.code == 2
+
+
+def test_file_system_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "midi").mkdir()
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    from midi_factory import band_song
+
+    band_song(tmp_path / "midi" / "a.mid")
+    assert main(["midi", "index", str(tmp_path / "midi"), "--out", str(blocker / "x.jsonl"), "--workers", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wavesep: error:") and "afile" in err[0]

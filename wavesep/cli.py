@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input or a file system refusal: one line
         print(f"wavesep: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -40,18 +42,19 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def in_shard(path: Path, root: Path, shard: tuple[int, int]) -> bool:
-    """Whether a file belongs to shard K of N: a stable hash of its path, whatever else is scanned."""
+def in_shard(content_hash: str, shard: tuple[int, int]) -> bool:
+    """Whether a file belongs to shard K of N, by its content: copies of a file share a shard
+    (so they are rendered once), and shards are balanced whatever the file names."""
     k, n = shard
-    try:
-        name = str(path.relative_to(root))
-    except ValueError:
-        name = str(path)
-    return zlib.crc32(name.encode()) % n == k - 1
+    return int(content_hash[:12], 16) % n == k - 1
 
 
 def collect_jobs(source: Path, shard: tuple[int, int] = (1, 1)) -> tuple[list[writer.Job], list[writer.Outcome]]:
-    """Jobs for a MIDI folder, file or index; files an index marks as bad come back as skipped."""
+    """Jobs for a MIDI folder, file or index; files an index marks as bad come back as skipped.
+
+    Raises:
+        RenderSetupError: the source does not exist, is not a readable index, or has no MIDI file.
+    """
     if not source.exists():
         raise RenderSetupError(f"{source}: no such file or directory")
     skipped = []
@@ -60,34 +63,36 @@ def collect_jobs(source: Path, shard: tuple[int, int] = (1, 1)) -> tuple[list[wr
             header, records = read_index(source)
         except ValueError as error:
             raise RenderSetupError(str(error)) from None
-        root = Path(header.get("root", source.parent))
         jobs, hashes = [], []
         for record in records:
             path = record_path(header, record)
-            if not in_shard(path, root, shard):
-                continue
             if "error" in record:
                 skipped.append(writer.Outcome(path, "skipped", f"index: {record['error']}"))
             else:
                 jobs.append(writer.Job(path, record["split"]))
                 hashes.append(record["sha256"])
     else:
-        root = source if source.is_dir() else source.parent
-        jobs = [writer.Job(path) for path in find_midi_files(source) if in_shard(path, root, shard)]
+        jobs = [writer.Job(path) for path in find_midi_files(source)]
         hashes = [_file_hash(job.path) for job in jobs]
-    jobs, duplicates = _drop_duplicates(jobs, hashes)
-    skipped += duplicates
     if not jobs and not skipped:
-        where = "" if shard == (1, 1) else f" in shard {shard[0]}/{shard[1]}"
-        raise RenderSetupError(f"{source}: no MIDI files to render{where}")
-    return jobs, skipped
+        raise RenderSetupError(f"{source}: no MIDI files to render")
+    if shard != (1, 1):
+        mine = [in_shard(digest, shard) for digest in hashes]
+        jobs, hashes = [j for j, m in zip(jobs, mine) if m], [h for h, m in zip(hashes, mine) if m]
+        skipped = [o for o in skipped if in_shard(_text_hash(str(o.path)), shard)]
+    jobs, duplicates = _drop_duplicates(jobs, hashes)
+    return jobs, skipped + duplicates
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _file_hash(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
-        return str(path)  # unreadable: unique, and the job reports why
+        return _text_hash(str(path))  # unreadable: unique, and the job reports why
 
 
 def _drop_duplicates(jobs: list[writer.Job], hashes: list[str]) -> tuple[list[writer.Job], list[writer.Outcome]]:
@@ -161,6 +166,56 @@ class Summary:
         return "\n".join(lines)
 
 
+WORKER_DIED = "the worker process died while rendering it (out of memory?)"
+
+
+def _outcomes(jobs: list[writer.Job], workers: int, init_args: tuple, run=writer.run_job,
+              init=writer.init_worker) -> Iterator[writer.Outcome]:
+    """Outcomes of ``run(job)`` for the jobs, in the order they finish, over ``workers`` processes
+    set up by ``init(*init_args)``.
+
+    A worker that dies (the out-of-memory killer, a crash in libfluidsynth) takes no one else
+    down: the songs that were in flight are rendered again one at a time, and the one that kills
+    its worker again is reported as failed.
+    """
+    if workers == 1:
+        init(*init_args)
+        yield from map(run, jobs)
+        return
+    # Not fork: a process that has used libfluidsynth (as check_soundfont does) can leave its
+    # locks held in a forked child, which then hangs. The fork server starts clean and has the
+    # rendering modules imported once for all workers.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["wavesep.synth.writer"])
+
+    def pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(size, mp_context=context, initializer=init, initargs=init_args,
+                                   max_tasks_per_child=200)
+
+    queue = list(reversed(jobs))  # popped from the end
+    while queue:
+        running: dict = {}
+        with pool(workers) as executor:
+            try:
+                while queue or running:
+                    while queue and len(running) < 2 * workers:  # a short window: few suspects
+                        job = queue.pop()
+                        running[executor.submit(run, job)] = job
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        outcome = future.result()  # BrokenProcessPool if a worker died
+                        del running[future]
+                        yield outcome
+            except BrokenProcessPool:
+                pass
+        for job in running.values():  # what was in flight when a worker died, each alone
+            with pool(1) as executor:
+                try:
+                    yield executor.submit(run, job).result()
+                except BrokenProcessPool:
+                    yield writer.Outcome(job.path, "failed", WORKER_DIED)
+
+
 def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | None = None,
                    settings: RenderSettings = RenderSettings(), workers: int = 1,
                    shard: tuple[int, int] = (1, 1), limits: ParseLimits = ParseLimits(),
@@ -176,22 +231,16 @@ def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | 
     soundfont = check_soundfont(soundfont, settings)
     jobs, skipped = collect_jobs(source, shard)
     check_output(out)
+    try:
+        writer.check_dataset_settings(out, soundfont, settings, audio_format)
+    except ValueError as error:
+        raise RenderSetupError(str(error)) from None
     writer.remove_stale_temporaries(out)
     summary = Summary(outcomes=list(skipped))
     start = time.perf_counter()
     init_args = (soundfont, out, settings, limits, audio_format)
     audio_s = 0.0
-    if workers > 1:
-        # Not fork: a process that has used libfluidsynth (as check_soundfont does) can leave
-        # its locks held in a forked child, which then hangs. The fork server starts clean and
-        # has the rendering modules imported once for all workers.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["wavesep.synth.writer"])
-        pool = context.Pool(workers, initializer=writer.init_worker, initargs=init_args, maxtasksperchild=200)
-        results = pool.imap_unordered(writer.run_job, jobs)
-    else:
-        writer.init_worker(*init_args)
-        pool, results = None, map(writer.run_job, jobs)
+    results = _outcomes(jobs, workers, init_args)
     bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="render")
     try:
         for outcome in results:
@@ -203,8 +252,6 @@ def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | 
             bar.update()
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        results.close()
     summary.wall_s = time.perf_counter() - start
     return summary

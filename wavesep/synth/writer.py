@@ -92,6 +92,7 @@ def song_metadata(rendered: RenderedSong, split: str, soundfont: Path, settings:
         "render": {
             "wavesep": __version__,
             "synthesizer": f"fluidsynth {fluidsynth.version()}",
+            "effects": "none (dry: FluidSynth's reverb and chorus belong to no stem)",
             **asdict(settings),
         },
     }
@@ -100,7 +101,7 @@ def song_metadata(rendered: RenderedSong, split: str, soundfont: Path, settings:
 def write_song(rendered: RenderedSong, split_dir: Path, metadata: dict) -> Path:
     """Write one song atomically into ``split_dir/<song-id>``; returns that folder."""
     final = split_dir / metadata["song_id"]
-    tmp = split_dir / f"{_TMP_PREFIX}{metadata['song_id']}-{socket.gethostname()}-{os.getpid()}"
+    tmp = split_dir / f"{_TMP_PREFIX}{metadata['song_id']}@{socket.gethostname()}@{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "stems").mkdir(parents=True)
     try:
@@ -121,10 +122,40 @@ def write_song(rendered: RenderedSong, split_dir: Path, metadata: dict) -> Path:
 def remove_stale_temporaries(dataset: Path):
     """Delete this host's temporary song folders left by killed runs (other hosts' are kept)."""
     host = socket.gethostname()
-    for tmp in dataset.glob(f"*/{_TMP_PREFIX}*-{host}-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _process_alive(int(pid)):
+    for tmp in dataset.glob(f"*/{_TMP_PREFIX}*@*@*"):
+        _, tmp_host, pid = tmp.name.rsplit("@", 2)  # song ids and host names have no '@'
+        if tmp_host == host and pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+DATASET_SETTINGS = "wavesep-dataset.json"
+
+
+def check_dataset_settings(dataset: Path, soundfont: Path, settings: RenderSettings, audio_format: str):
+    """Record how a dataset is rendered, or refuse to add songs rendered differently to it.
+
+    Raises:
+        ValueError: the dataset was rendered with other settings; naming them.
+    """
+    wanted = {
+        "soundfont": str(soundfont.resolve()), "audio_format": audio_format,
+        **{k: v for k, v in asdict(settings).items() if k != "max_stem_seconds"},  # a cap, not a setting
+    }
+    path = dataset / DATASET_SETTINGS
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(wanted, indent=1))
+        os.replace(tmp, path)
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+    different = [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in wanted.items()
+                 if recorded.get(key) != value]
+    if different:
+        raise ValueError(f"{dataset} was rendered with other settings ({'; '.join(different)}): "
+                         "render into another folder")
 
 
 def _process_alive(pid: int) -> bool:
