@@ -11,6 +11,14 @@ takes its share of the songs, and, epoch after epoch in a seeded shuffled order:
 3. puts them into a **pool** of ``pool_size`` chunks; while the pool is full, a random chunk of it
    is yielded, and a chunk leaves the pool once it has been yielded ``reuse`` times.
 
+Every ``iter()`` is a new *epoch*: its song order, chunk phases and pool picks are seeded by
+``(seed, epoch, shard)``, so successive epochs differ and a run is reproducible by its seed. The
+dataset counts epochs itself (``epoch`` is the one the next ``iter()`` plays) in the process that
+iterates it. DataLoader workers iterate copies made when the DataLoader iterator is created, so,
+as with ``DistributedSampler``, call ``set_epoch(e)`` before each epoch's iterator when
+``num_workers > 0`` (persistent workers count in their own copies instead). Resuming restarts an
+epoch from its beginning: the pool is not saved; ``state_dict`` gives the next epoch.
+
 ``reuse`` trades freshness for speed: rendering a 3-minute song with five instruments takes
 about 3 s of one core (FluidR3_GM), so when training consumes chunks faster than rendering makes
 them, a reuse of 2-4 keeps the GPU busy; with ``augmentation`` a reused chunk comes back with new gains, signs
@@ -24,6 +32,7 @@ Yields the same ``(mixture, stems)`` pairs as the other datasets, with the same 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -34,13 +43,15 @@ import torch
 from wavesep.data.augment import Augmentation, augment_stems
 from wavesep.data.dataset import group_instruments, resolve_segment
 from wavesep.data.filters import ChunkFilter
-from wavesep.data.sharding import current_shard
+from wavesep.data.sharding import RankedStream, Shard
 from wavesep.instruments import StemSet, get_stem_set
 from wavesep.midi.index import MIDI_SUFFIXES, find_midi_files, read_index, record_path, split_for
 from wavesep.midi.song import MidiError, ParseLimits, read_song
 from wavesep.synth.render import Renderer, RenderSettings
 
 PathLike = str | os.PathLike
+
+log = logging.getLogger(__name__)
 
 
 def midi_sources(midi: PathLike | Sequence[PathLike], split: str | None) -> tuple[list[Path], bool]:
@@ -75,7 +86,7 @@ def midi_sources(midi: PathLike | Sequence[PathLike], split: str | None) -> tupl
     return paths, check
 
 
-class StreamingChunks(torch.utils.data.IterableDataset):
+class StreamingChunks(RankedStream, torch.utils.data.IterableDataset):
     """Chunks of songs rendered on the fly, through a shuffled pool (see the module docstring).
 
     Args:
@@ -93,11 +104,13 @@ class StreamingChunks(torch.utils.data.IterableDataset):
         augmentation: gain, sign and channel swap per stem at each yield (shifts and remixing
             need random access to stored songs: use TrainChunks for those); None for none.
         seed: seed of the song order, chunk phases, pool picks and augmentation.
-        epochs: passes over the songs; None cycles forever. The pool is drained after the last.
+        epochs: passes over the songs per ``iter()``; None cycles forever. The pool is drained
+            after the last.
         soundfont: SoundFont file; None for :func:`~wavesep.synth.render.default_soundfont`.
         render_settings: rendering settings; None for the defaults at ``sample_rate``.
         parse_limits: caps on each MIDI file (size, duration, notes, ...).
-        rank, world_size: distributed position; default from torch.distributed when initialised.
+        rank, world_size: distributed position; by default from torch.distributed, read when the
+            dataset is built if it is initialised then (see :mod:`wavesep.data.sharding`).
         segment_s: the segment in seconds, instead of ``segment_samples``.
 
     Shape:
@@ -132,7 +145,8 @@ class StreamingChunks(torch.utils.data.IterableDataset):
         self.pool_size, self.reuse, self.max_chunks_per_song = pool_size, reuse, max_chunks_per_song
         self.augmentation, self.seed, self.epochs = augmentation, seed, epochs
         self.soundfont, self.parse_limits = soundfont, parse_limits
-        self.rank, self.world_size = rank, world_size
+        self._capture_rank(rank, world_size)
+        self.epoch = 0  # the epoch the next iter() plays (see the module docstring)
         self.stats: collections.Counter = collections.Counter()  # in the iterating process
 
     @property
@@ -159,27 +173,51 @@ class StreamingChunks(torch.utils.data.IterableDataset):
         return rendered
 
     def song_chunks(self, renderer: Renderer, path: Path, rng: np.random.Generator) -> list[np.ndarray]:
-        """The filtered, capped chunks of one song.
+        """The filtered, capped chunks of one song; none when anything about it fails.
 
         Shape:
             Each chunk is (n_stems [+ 1 for unnamed instruments in the mixture], channels, time).
         """
-        rendered = self._render(renderer, path)
-        if rendered is None:
+        try:
+            rendered = self._render(renderer, path)
+            if rendered is None:
+                return []
+            rows = self._rows(rendered)
+            del rendered  # every instrument and the mix of a long song: free them before cutting
+            return self.cut_chunks(rows, rng)
+        except Exception as error:  # one odd file must never end training or kill a DataLoader worker
+            self.stats["error"] += 1
+            log.warning("%s: skipped: %s: %s", path, type(error).__name__, error)
             return []
-        audio = rendered.stems  # (instruments, 2, frames)
-        if self.channels == 1:
-            audio = audio.mean(1, keepdims=True)
-        grouped = group_instruments(audio, [i.program for i in rendered.instruments], self.stem_set)
-        rows = grouped.stems
+
+    def _rows(self, rendered) -> np.ndarray:
+        """The stems of a rendered song, then its unnamed instruments if they are mixed in.
+
+        Shape:
+            Returns (n_stems [+ 1], channels, frames).
+        """
+        grouped = group_instruments(rendered.stems, [i.program for i in rendered.instruments], self.stem_set)
+        rows = grouped.stems  # (n_stems, 2, frames)
         if not self.exclude_unnamed and grouped.unnamed.any():
             rows = np.concatenate([rows, grouped.unnamed[None]])
-        del audio, rendered
+        # Mono after grouping: averaging the instruments first would copy all of them.
+        return rows.mean(1, keepdims=True) if self.channels == 1 else rows
+
+    def cut_chunks(self, rows: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Chunks of one song at a random phase, filtered, at most ``max_chunks_per_song``.
+
+        A song shorter than a segment gives one zero-padded chunk.
+
+        Shape:
+            rows: (n_stems [+ 1], channels, frames); each chunk (n_stems [+ 1], channels, segment).
+        """
         n_frames, length, n_stems = rows.shape[-1], self.segment_samples, len(self.stem_set)
-        # A random phase per song and epoch, so chunk borders move from one epoch to the next.
-        phase = int(rng.integers(0, length)) if n_frames > length else 0
+        # A random phase per song and epoch, so chunk borders move from one epoch to the next; at
+        # most n_frames - length, or a song shorter than two segments would give no chunk at all.
+        last_start = max(n_frames - length, 0)
+        phase = int(rng.integers(0, min(length - 1, last_start), endpoint=True)) if last_start else 0
         kept = []
-        for start in range(phase, max(n_frames - length, 0) + 1, length):
+        for start in range(phase, last_start + 1, length):
             chunk = np.zeros(rows.shape[:2] + (length,), np.float32)
             piece = rows[..., start : start + length]
             chunk[..., : piece.shape[-1]] = piece
@@ -209,17 +247,26 @@ class StreamingChunks(torch.utils.data.IterableDataset):
         stems = np.array(rows[:n_stems])  # a copy: the pool keeps its chunk for later uses
         return torch.from_numpy(rows.sum(0)), torch.from_numpy(stems)
 
+    def shard_paths(self, shard: Shard) -> list[Path]:
+        """The songs a shard renders: every ``shard.count``-th, from ``shard.index``."""
+        return self.paths[shard.index :: shard.count]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        shard = current_shard(self.rank, self.world_size)
-        paths = self.paths[shard.index :: shard.count]
+        """The chunks of the next epoch (see the module docstring)."""
+        epoch = self.epoch
+        self.epoch += 1  # now, not at the first next(): the next iter() is the next epoch
+        return self._epoch_chunks(self.shard(), epoch)
+
+    def _epoch_chunks(self, shard: Shard, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        paths = self.shard_paths(shard)
         if not paths:  # more workers x ranks than songs: this one has nothing to do
             return
-        rng = np.random.default_rng([self.seed, shard.index, shard.count])
+        rng = np.random.default_rng([self.seed, epoch, shard.index, shard.count])
         renderer = Renderer(self.soundfont, self.settings)
         pool: list[list] = []  # [chunk, uses left]
         try:
-            epoch = 0
-            while self.epochs is None or epoch < self.epochs:
+            passes = 0
+            while self.epochs is None or passes < self.epochs:
                 produced = 0
                 for i in rng.permutation(len(paths)):
                     for chunk in self.song_chunks(renderer, paths[i], rng):
@@ -229,8 +276,24 @@ class StreamingChunks(torch.utils.data.IterableDataset):
                             yield self._take(pool, rng)
                 if produced == 0 and self.epochs is None:
                     raise RuntimeError(f"a whole pass over {len(paths)} songs gave no chunk: {dict(self.stats)}")
-                epoch += 1
+                passes += 1
             while pool:
                 yield self._take(pool, rng)
         finally:
             renderer.close()
+
+    def set_epoch(self, epoch: int):
+        """Make the next ``iter()`` play ``epoch``; call it before each epoch with DataLoader workers."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        """``{"seed", "epoch"}``: resuming starts ``epoch`` from its beginning."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict):
+        """Play ``state["epoch"]`` of the stream of ``state["seed"]`` next."""
+        unknown = set(state) - {"seed", "epoch"}
+        if unknown:
+            raise ValueError(f"unknown key(s) in StreamingChunks state: {', '.join(sorted(unknown))}")
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])

@@ -4,16 +4,34 @@ Each rank sees an endless stream of examples numbered 0, 1, 2, ...; example ``k`
 is a pure function of ``(seed, r, k)``. That makes three things simple:
 
 - *resuming*: the state is ``{seed, position}``, and example ``position`` is the next one;
-- *workers*: DataLoader worker ``w`` of ``W`` yields the blocks of ``batch_size`` examples whose
-  block number is ``w`` modulo ``W``. The DataLoader collects batches from its workers in turn,
-  so with ``TrainChunks(batch_size=B)`` and ``DataLoader(batch_size=B)`` the training loop sees
-  examples 0, 1, 2, ... in order, whatever ``num_workers`` is;
+- *workers*: counting from the ``position`` where an iteration starts, the examples are cut into
+  blocks of ``batch_size``, and block ``k`` goes to DataLoader worker ``k mod W``. A DataLoader
+  asks its workers for batches in turn, worker 0 first, each time an iterator is made, so with
+  ``TrainChunks(batch_size=B)`` and ``DataLoader(batch_size=B)`` the training loop sees examples
+  ``position, position + 1, ...`` in order, whatever ``num_workers`` is and wherever it resumed;
 - *ranks*: ranks draw from different streams, so no two ranks yield the same example.
+
+Saving and resuming. With ``num_workers=0`` the dataset object itself iterates and
+:meth:`TrainChunks.state_dict` is exact at any moment. With workers, each worker iterates its own
+copy, made when the DataLoader iterator is created, and runs ahead of the loop (prefetching), so
+the object the trainer holds does not move. The trainer therefore counts what its loop consumed::
+
+    dataset.load_state_dict(saved)            # or nothing, on a fresh start
+    start = dataset.position
+    batches = iter(DataLoader(dataset, batch_size=B, num_workers=W))   # made after loading
+    for step in ...:
+        ...
+        saved = {"seed": dataset.seed, "position": start + (step + 1) * B}
+
+which equals ``dataset.state_dict()`` when ``num_workers=0``. Make a new DataLoader iterator after
+``load_state_dict`` (with ``persistent_workers=True``, a new DataLoader: its workers keep the copy
+they made first), and keep the DataLoader's default ``in_order=True``.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +42,7 @@ from wavesep.data.dataset import (
     SongSource, as_songs, check_sample_rate, read_instruments, resolve_segment, stem_assignment,
 )
 from wavesep.data.filters import ChunkFilter
-from wavesep.data.sharding import current_shard
+from wavesep.data.sharding import RankedStream
 from wavesep.instruments import StemSet, get_stem_set
 
 
@@ -37,7 +55,7 @@ class ChunkPlan:
     stem_sources: tuple[tuple[int, int], ...]  # per stem: (song index, start frame)
 
 
-class TrainChunks(torch.utils.data.IterableDataset):
+class TrainChunks(RankedStream, torch.utils.data.IterableDataset):
     """An endless, reproducible stream of training chunks (see the module docstring).
 
     A chunk is drawn as: a song with probability proportional to its length, a start uniform over
@@ -62,7 +80,8 @@ class TrainChunks(torch.utils.data.IterableDataset):
         seed: seed of the whole stream.
         batch_size: examples per block handed to one DataLoader worker; set it to the DataLoader's
             batch size so the order does not depend on ``num_workers``.
-        rank, world_size: distributed position; default from torch.distributed when initialised.
+        rank, world_size: distributed position; by default from torch.distributed, read when the
+            dataset is built if it is initialised then (see :mod:`wavesep.data.sharding`).
         segment_s: the segment in seconds, instead of ``segment_samples``.
 
     Shape:
@@ -92,8 +111,8 @@ class TrainChunks(torch.utils.data.IterableDataset):
         self.max_attempts = max_attempts
         self.seed = seed
         self.batch_size = batch_size
-        self.rank, self.world_size = rank, world_size
-        self.position = 0  # examples of this rank's stream consumed through this object
+        self._capture_rank(rank, world_size)
+        self.position = 0  # examples of this rank's stream consumed by iterating this object in-process
         self.stats: collections.Counter = collections.Counter()
         self._index_songs()
 
@@ -186,22 +205,28 @@ class TrainChunks(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         """Endless: make one iterator per run. A new iterator continues from ``position``."""
-        shard = current_shard(self.rank, self.world_size)
-        index = self.position
-        while True:
-            if (index // self.batch_size) % shard.num_workers == shard.worker_id:
+        shard = self.shard()
+        start = self.position
+        # A worker iterates a copy: moving its position would mean nothing to the trainer, and
+        # persistent workers would restart their next iterator from scattered positions.
+        in_process = torch.utils.data.get_worker_info() is None
+        # Blocks count from `start`, not from example 0: the DataLoader asks worker 0 first, so
+        # worker 0 must hold the first block of this iteration, wherever the stream resumes.
+        for block in itertools.count(shard.worker_id, shard.num_workers):
+            first = start + block * self.batch_size
+            for index in range(first, first + self.batch_size):
                 item = self.example(index, shard.rank)
-                self.position = index + 1  # before yielding: a state_dict taken now resumes after it
+                if in_process:
+                    self.position = index + 1  # before yielding: a state_dict taken now resumes after it
                 yield item
-            index += 1
 
     def state_dict(self) -> dict:
         """``{"seed", "position"}``: enough to resume the stream at the next example.
 
-        ``position`` counts examples consumed by iterating this object. With DataLoader workers
-        the iterating happens in copies; save ``{"seed": dataset.seed, "position": n}`` where
-        ``n`` is the number of examples this rank's training loop has consumed
-        (steps x batch size), which is exact when ``batch_size`` matches the DataLoader's.
+        ``position`` counts examples consumed by iterating this object in-process. With DataLoader
+        workers the iterating happens in copies and ``position`` stays where the iterator was
+        made: save ``{"seed": dataset.seed, "position": start + steps x batch size}`` instead (see
+        the module docstring), exact when ``batch_size`` matches the DataLoader's.
         """
         return {"seed": self.seed, "position": self.position}
 
