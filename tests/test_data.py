@@ -1,84 +1,40 @@
-"""Tests of wavesep.data: metadata, chunks, mixture rules, filters, augmentation, streaming."""
+"""Tests of wavesep.data: metadata, chunks, mixture rules, filters, augmentation."""
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import shutil
-from pathlib import Path
+import tracemalloc
 
-import mido
 import numpy as np
 import pytest
 import soundfile
 import torch
+from data_helpers import (
+    SAMPLE_RATE,
+    song_named,
+    take,
+)
 
-from wavesep.data.augment import Augmentation, augment_stems, remix_sources, shift_starts
-from wavesep.data.dataset import StemDataset, describe_dataset, load_songs, read_chunk, read_instruments
+import wavesep.data.dataset
+import wavesep.data.stream
+from wavesep.data.augment import (
+    Augmentation,
+    augment_stems,
+    remix_sources,
+    shift_starts,
+)
+from wavesep.data.dataset import (
+    StemDataset,
+    describe_dataset,
+    load_songs,
+    read_chunk,
+    read_instruments,
+)
 from wavesep.data.filters import ChunkFilter
-from wavesep.data.stream import StreamingChunks
 from wavesep.data.train_chunks import TrainChunks
 from wavesep.instruments import get_stem_set
-from wavesep.midi.index import INDEX_FORMAT, build_index
-
-SAMPLE_RATE = 44100
-FULL_BAND = ((9, None), (0, 33), (1, 0), (2, 48), (3, 73))  # (channel, program): drums, bass, piano, strings, flute
-NO_PIANO = ((9, None), (0, 33), (2, 48), (3, 73))
-SONGS = {  # name: (beats at 120 BPM, seed of the melody, instruments)
-    "alpha": (10, 1, FULL_BAND),
-    "bravo": (12, 2, FULL_BAND),
-    "charlie": (8, 3, NO_PIANO),
-    "delta": (9, 4, FULL_BAND),  # the only song of the valid split
-}
-
-
-def write_midi(path: Path, n_beats: int, seed: int, instruments) -> Path:
-    """A tiny song: one track per instrument, a note every half beat."""
-    rng = np.random.default_rng(seed)
-    midi = mido.MidiFile(ticks_per_beat=480)
-    for channel, program in instruments:
-        track = mido.MidiTrack()
-        midi.tracks.append(track)
-        if program is not None:
-            track.append(mido.Message("program_change", channel=channel, program=program, time=0))
-        for _ in range(2 * n_beats):
-            note = int(rng.choice([36, 38, 42])) if channel == 9 else 40 + 10 * channel + int(rng.integers(0, 12))
-            track.append(mido.Message("note_on", channel=channel, note=note, velocity=100, time=0))
-            track.append(mido.Message("note_off", channel=channel, note=note, velocity=0, time=240))
-    midi.save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    """MIDI files, an index sending "delta" to valid and the rest to train, and the rendered dataset."""
-    from wavesep.synth.batch import render_dataset
-
-    root = tmp_path_factory.mktemp("corpus")
-    midi_dir = root / "midi"
-    midi_dir.mkdir()
-    paths = {name: write_midi(midi_dir / f"{name}.mid", *spec) for name, spec in SONGS.items()}
-    index = root / "index.jsonl"
-    records = build_index(midi_dir, index, progress=False)
-    for record in records:
-        record["split"] = "valid" if Path(record["path"]).stem == "delta" else "train"
-    header = {"format": INDEX_FORMAT, "root": str(midi_dir)}
-    index.write_text("".join(json.dumps(item) + "\n" for item in [header, *records]))
-    dataset = root / "dataset"
-    summary = render_dataset(index, dataset, workers=1, progress=False)
-    assert not summary.failed, summary.text()
-    return {"midi": paths, "index": index, "dataset": dataset}
-
-
-@pytest.fixture(scope="session")
-def train_songs(corpus):
-    return load_songs(corpus["dataset"] / "train")
-
-
-def song_named(songs, name):
-    return next(song for song in songs if song.song_id.startswith(name))
-
 
 # --- metadata ----------------------------------------------------------------------------------
 
@@ -268,70 +224,20 @@ def test_stem_dataset_filter_drops_and_counts(train_songs):
     assert all(torch.equal(a, b) for a, b in zip(again[2], filtered[2]))
 
 
-# --- training chunks ---------------------------------------------------------------------------
-
-
-def take(dataset, n):
-    iterator = iter(dataset)
-    return [next(iterator) for _ in range(n)]
-
-
-def same_items(a, b):
-    return all(torch.equal(x, y) for pair_a, pair_b in zip(a, b) for x, y in zip(pair_a, pair_b))
-
-
-def test_train_chunks_are_reproducible_per_seed(train_songs):
-    def make(seed):
-        return TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=seed)
-
-    first = take(make(3), 4)
-    assert same_items(first, take(make(3), 4))
-    assert not same_items(first, take(make(4), 4))
-    for mixture, stems in first:
-        assert mixture.shape == (2, 11025) and stems.shape == (6, 2, 11025)
-        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
-
-
-def test_train_chunks_resume_from_state_dict(train_songs):
-    dataset = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=5)
-    items = take(dataset, 8)
-    resumed = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=0)
-    reference = TrainChunks(train_songs, "band", 11025, augmentation=Augmentation(), seed=5)
-    iterator = iter(reference)
-    for _ in range(5):
-        next(iterator)
-    resumed.load_state_dict(reference.state_dict())
-    assert reference.state_dict() == {"seed": 5, "position": 5}
-    assert same_items(take(resumed, 3), items[5:])
-
-
-def test_train_chunks_workers_and_ranks_get_different_streams(train_songs):
-    def loader(num_workers):
-        dataset = TrainChunks(train_songs, "band", 4410, seed=7, batch_size=2)
-        return iter(torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=num_workers))
-
-    in_process, workers = loader(0), loader(2)
-    in_process = [next(in_process) for _ in range(4)]
-    with_workers = [next(workers) for _ in range(4)]
-    del workers
-    # Blocks of batch_size go to workers in turn: the loop sees the same batches either way.
-    assert same_items(in_process, with_workers)
-    mixtures = torch.cat([mixture for mixture, _ in with_workers])
-    assert len({m.numpy().tobytes() for m in mixtures}) == len(mixtures) == 8
-    rank0 = take(TrainChunks(train_songs, "band", 4410, seed=7, rank=0, world_size=2), 3)
-    rank1 = take(TrainChunks(train_songs, "band", 4410, seed=7, rank=1, world_size=2), 3)
-    assert not any(torch.equal(a[0], b[0]) for a in rank0 for b in rank1)
-
-
-def test_train_chunks_filter_is_applied_and_counted(train_songs):
-    rule = ChunkFilter(min_active_stems=3)
-    dataset = TrainChunks(train_songs, "seed4", 4410, filter=rule, seed=1)
-    for mixture, stems in take(dataset, 10):
-        assert rule.keep(mixture, stems)
-    assert dataset.stats["kept"] == 10
-    impossible = TrainChunks(train_songs, "seed4", 4410, filter=ChunkFilter(min_active_stems=5), max_attempts=3)
-    with pytest.raises(RuntimeError, match="3 attempts"):
-        take(impossible, 1)
+def test_stem_dataset_filter_reads_a_window_at_a_time(train_songs, monkeypatch):
+    song = song_named(train_songs, "alpha")
+    settings = dict(segment_samples=4410, stride_samples=3000, filter=ChunkFilter())  # overlapping chunks
+    whole_song = StemDataset([song], "band", **settings)  # the default window holds the whole song
+    monkeypatch.setattr(wavesep.data.dataset, "FILTER_WINDOW_S", 0.3)  # three chunks per window
+    tracemalloc.start()
+    try:
+        windowed = StemDataset([song], "band", **settings)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert windowed.chunks == whole_song.chunks and windowed.drop_counts == whole_song.drop_counts
+    # Reading every instrument of the song at once would take five times this.
+    assert peak_bytes < song.num_frames * 2 * 4  # one stereo float32 instrument of the whole song
 
 
 # --- augmentation ------------------------------------------------------------------------------
@@ -401,52 +307,3 @@ def test_augmented_mixture_is_the_sum_of_augmented_stems(train_songs):
         torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
 
 
-# --- streaming ---------------------------------------------------------------------------------
-
-
-def fingerprint(item) -> bytes:
-    return item[1].numpy().tobytes()
-
-
-def test_streaming_pool_reuse_and_corrupt_files(corpus, tmp_path):
-    corrupt = tmp_path / "corrupt.mid"
-    corrupt.write_bytes(b"MThd\x00\x00\x00\x06garbage")
-    paths = [corpus["midi"]["alpha"], corrupt, corpus["midi"]["bravo"]]
-    stream = StreamingChunks(paths, "band", 11025, pool_size=8, reuse=3, epochs=1, seed=0)
-    items = list(stream)
-    assert stream.stats["corrupt"] == 1 and stream.stats["songs"] == 2
-    mixture, stems = items[0]
-    assert mixture.shape == (2, 11025) and stems.shape == (6, 2, 11025)
-    counts = collections.Counter(fingerprint(item) for item in items)
-    assert max(counts.values()) <= 3
-    assert len(counts) == stream.stats["kept"] and len(items) == 3 * stream.stats["kept"]
-    for mixture, stems in items[:5]:
-        torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)
-        assert ChunkFilter().keep(mixture, stems)
-    # The pool shuffles: reuses of a chunk are not all back to back.
-    order = [fingerprint(item) for item in items]
-    assert any(a != b for a, b in zip(order, order[1:]))
-
-
-def test_streaming_caps_chunks_per_song(corpus):
-    stream = StreamingChunks([corpus["midi"]["bravo"]], "band", 4410, pool_size=4, reuse=1,
-                             max_chunks_per_song=3, epochs=2, seed=1)
-    items = list(stream)
-    assert len(items) == 6 and stream.stats["capped"] > 0
-    assert len({fingerprint(item) for item in items}) <= 6
-
-
-def test_streaming_split_index_sharding_and_mono(corpus):
-    folder = corpus["midi"]["alpha"].parent
-    everything = StreamingChunks(folder, "seed4", 11025, split=None, epochs=1, pool_size=2, channels=1)
-    items = list(everything)
-    assert everything.stats["songs"] == 4 and items[0][1].shape == (4, 1, 11025)
-    nowhere = StreamingChunks(folder, "band", 11025, split="no-such-split", epochs=1)
-    assert list(nowhere) == [] and nowhere.stats["other_split"] == 4
-    from_index = StreamingChunks(corpus["index"], "band", 11025, split="valid", epochs=1)
-    assert [p.stem for p in from_index.paths] == ["delta"] and from_index.paths[0].is_file()
-    assert len(list(from_index)) > 0 and from_index.stats["corrupt"] == 0
-    shards = [StreamingChunks(folder, "band", 11025, split=None, epochs=1, rank=r, world_size=2) for r in (0, 1)]
-    fingerprints = [{fingerprint(item) for item in shard} for shard in shards]
-    assert [shard.stats["songs"] for shard in shards] == [2, 2]
-    assert not fingerprints[0] & fingerprints[1]
