@@ -2,7 +2,8 @@
 
 Everything that can be checked before work starts is (SoundFont, source, output folder), so a
 mistake costs one line and no time. Then songs are rendered over worker processes, each loading
-the SoundFont once; a song that fails is reported and the others go on.
+the SoundFont once; a song that fails, even by killing its worker, is reported and the others go
+on.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import collections
 import hashlib
 import multiprocessing
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
