@@ -43,8 +43,6 @@ _SIGNATURES = {
     "fluid_synth_pitch_bend": (_int, [_void_p, _int, _int]),
     "fluid_synth_channel_pressure": (_int, [_void_p, _int, _int]),
     "fluid_synth_key_pressure": (_int, [_void_p, _int, _int, _int]),
-    "fluid_synth_all_sounds_off": (_int, [_void_p, _int]),
-    "fluid_synth_system_reset": (_int, [_void_p]),
     "fluid_synth_get_active_voice_count": (_int, [_void_p]),
     "fluid_synth_nwrite_float": (
         _int, [_void_p, _int, ctypes.POINTER(_void_p), ctypes.POINTER(_void_p), _void_p, _void_p]
@@ -154,10 +152,7 @@ class Synth:
         self.close()
 
     # Channel set-up and MIDI events. Channel numbers are synthesizer channels, 0..n_channels-1.
-
-    def reset(self):
-        """Silence every voice and return all channels to their power-on state."""
-        self.lib.fluid_synth_system_reset(self._synth)
+    # There is no reset: a synthesizer is used for one song (see render.Renderer for why).
 
     def set_program(self, channel: int, program: int, drum: bool = False):
         """Select a program (GM 0-127, or a drum kit number when ``drum``) on a channel.
@@ -192,9 +187,6 @@ class Synth:
 
     def key_pressure(self, channel: int, key: int, value: int):
         self.lib.fluid_synth_key_pressure(self._synth, channel, key, value)
-
-    def all_sounds_off(self):
-        self.lib.fluid_synth_all_sounds_off(self._synth, -1)
 
     @property
     def active_voices(self) -> int:
