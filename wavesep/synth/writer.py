@@ -27,6 +27,8 @@ import numpy as np
 import soundfile
 
 from wavesep import __version__
+from wavesep.instruments import slug
+from wavesep.midi.index import split_for
 from wavesep.midi.song import MidiError, ParseLimits, Song, read_song
 from wavesep.synth import fluidsynth
 from wavesep.synth.loudness import integrated_loudness, peak_db
@@ -39,8 +41,6 @@ _TMP_PREFIX = ".tmp-"
 
 def song_id(song: Song) -> str:
     """Folder name of a song: its file name and the start of its content hash."""
-    from wavesep.instruments import slug
-
     return f"{slug(song.path.stem)[:48] or 'song'}-{song.sha256[:10]}"
 
 
@@ -212,8 +212,6 @@ def init_worker(soundfont: Path, out: Path, settings: RenderSettings, limits: Pa
 
 def run_job(job: Job) -> Outcome:
     """Parse, render and write one song; never raises for a bad song."""
-    from wavesep.midi.index import split_for
-
     state = _STATE
     start = time.perf_counter()
     try:
