@@ -1,0 +1,152 @@
+"""Training losses, selectable and combinable with weights from the config.
+
+Every loss takes ``estimate`` and ``reference`` shaped (batch, sources, channels, time) and returns
+a scalar to minimise. The registry :data:`LOSSES` maps config names to them; :class:`LossMix`
+sums weighted terms and reports each one.
+
+- ``mse``, ``mae``: mean squared / absolute error over every sample;
+- ``spec_mae``: the study's MAE plus ``spec_weight`` x the L2 distance between linear magnitude
+  spectrograms (the STFT is differentiable: the model stays in the waveform domain);
+- ``difference``: Lluís et al.'s difference loss: with ``a[i][j] = mean |est_i - ref_j|``, the
+  diagonal (each output against its own source) minus ``alpha`` x the mean off-diagonal term
+  (each output against the other sources, which pushes it away from them);
+- ``si_sdr``: negative scale-invariant SDR in dB, per source and channel, averaged;
+- ``multires_stft``: spectral convergence + log-magnitude L1 at several STFT resolutions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+
+import torch
+
+EPS = 1e-8
+
+
+def _check(estimate: torch.Tensor, reference: torch.Tensor):
+    if estimate.shape != reference.shape or estimate.dim() != 4:
+        raise ValueError(f"estimate and reference must both be (batch, sources, channels, time), got "
+                         f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
+
+
+def mse(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    _check(estimate, reference)
+    return (estimate - reference).square().mean()
+
+
+def mae(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    _check(estimate, reference)
+    return (estimate - reference).abs().mean()
+
+
+def magnitude(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """|STFT| with a periodic Hann window, centred frames: (..., time) -> (..., n_fft // 2 + 1, frames)."""
+    flat = audio.reshape(-1, audio.shape[-1]).float()
+    window = torch.hann_window(n_fft, device=audio.device)
+    spec = torch.stft(flat, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True)
+    return spec.abs().reshape(*audio.shape[:-1], *spec.shape[-2:])
+
+
+def spec_mae(estimate: torch.Tensor, reference: torch.Tensor, spec_weight: float = 1.0, n_fft: int = 1024,
+             hop: int = 256) -> torch.Tensor:
+    """MAE + ``spec_weight`` x mean squared difference of linear magnitude spectrograms."""
+    spectral = (magnitude(estimate, n_fft, hop) - magnitude(reference, n_fft, hop)).square().mean()
+    return mae(estimate, reference) + spec_weight * spectral
+
+
+def difference(estimate: torch.Tensor, reference: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
+    """Lluís et al.'s difference loss (see the module docstring); with one source, plain MAE.
+
+    It is bounded below for ``alpha < 1``: an off-diagonal term never exceeds the diagonal one by
+    more than the distance between two references.
+    """
+    _check(estimate, reference)
+    n = estimate.shape[1]
+    # a[b, i, j] = mean over channels and time of |estimate_i - reference_j|: (batch, sources, sources)
+    a = (estimate.unsqueeze(2) - reference.unsqueeze(1)).abs().mean(dim=(-2, -1))
+    diagonal = a.diagonal(dim1=1, dim2=2).mean()
+    if n == 1:
+        return diagonal
+    off = (a.sum(dim=(1, 2)) - a.diagonal(dim1=1, dim2=2).sum(dim=1)) / (n * (n - 1))
+    return diagonal - alpha * off.mean()
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Scale-invariant SDR in dB per (..., time) signal, without mean removal: ``(...)``.
+
+    ``eps`` is added to both energies, so a silent reference scores 0 dB for a silent estimate and
+    less the louder the estimate is: a model trained on it learns silence for absent sources.
+    """
+    dot = (estimate * reference).sum(dim=-1, keepdim=True)
+    energy = reference.square().sum(dim=-1, keepdim=True)
+    target = dot / (energy + eps) * reference
+    noise = estimate - target
+    return 10 * torch.log10((target.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
+
+
+def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Minus the mean SI-SDR over batch, sources and channels."""
+    _check(estimate, reference)
+    return -si_sdr(estimate.float(), reference.float()).mean()
+
+
+def multires_stft(estimate: torch.Tensor, reference: torch.Tensor,
+                  fft_sizes: Sequence[int] = (512, 1024, 2048)) -> torch.Tensor:
+    """Mean over resolutions (hop = n_fft / 4) of spectral convergence + log-magnitude L1."""
+    _check(estimate, reference)
+    total = 0.0
+    for n_fft in fft_sizes:
+        est, ref = magnitude(estimate, n_fft, n_fft // 4), magnitude(reference, n_fft, n_fft // 4)
+        convergence = torch.linalg.vector_norm(ref - est) / (torch.linalg.vector_norm(ref) + EPS)
+        log_l1 = (torch.log(est + 1e-5) - torch.log(ref + 1e-5)).abs().mean()
+        total = total + convergence + log_l1
+    return total / len(fft_sizes)
+
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "mse": mse, "mae": mae, "spec_mae": spec_mae, "difference": difference, "si_sdr": neg_si_sdr,
+    "multires_stft": multires_stft,
+}
+
+
+def loss_options(name: str) -> dict:
+    """The options (keyword arguments with defaults) loss ``name`` takes."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")
+    parameters = list(inspect.signature(LOSSES[name]).parameters.values())[2:]
+    return {p.name: p.default for p in parameters}
+
+
+class LossMix:
+    """A weighted sum of losses.
+
+    Args:
+        terms: ``{"name": weight}`` or ``{"name": {"weight": w, option: value, ...}}``; options are
+            checked against the loss's keyword arguments.
+    """
+
+    def __init__(self, terms: dict):
+        if not terms:
+            raise ValueError("at least one loss is needed")
+        self.terms: list[tuple[str, float, dict]] = []
+        for name, value in terms.items():
+            options = loss_options(name)
+            settings = dict(value) if isinstance(value, dict) else {"weight": value}
+            weight = settings.pop("weight", 1.0)
+            unknown = set(settings) - set(options)
+            if unknown:
+                raise ValueError(f"unknown option(s) for loss {name!r}: {', '.join(sorted(unknown))} "
+                                 f"(it takes: {', '.join(options) or 'none'})")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"loss {name!r}: weight must be a number, got {weight!r}")
+            self.terms.append((name, float(weight), settings))
+
+    def __call__(self, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted total and each term's unweighted value (for logging)."""
+        total, parts = 0.0, {}
+        for name, weight, options in self.terms:
+            value = LOSSES[name](estimate, reference, **options)
+            parts[name] = float(value.detach())
+            total = total + weight * value
+        return total, parts

@@ -1,0 +1,70 @@
+"""Separators, built by name through a registry.
+
+- :mod:`~wavesep.models.base`: :class:`ModelSpec` (sources, rate, channels, setting), the shared
+  forward pass, FiLM conditioning and the presence head;
+- :mod:`~wavesep.models.conv`: ``conv``, the study's four-convolution baseline;
+- :mod:`~wavesep.models.wavenet`: ``wavenet``, Lluís, Pons & Serra's separator;
+- :mod:`~wavesep.models.waveunet`: ``waveunet``, Stoller et al.'s Wave-U-Net;
+- :mod:`~wavesep.models.latent`: ``latent-wavenet``, wavesep's own fast design.
+
+A model is rebuilt from :meth:`SeparationModel.describe` (name, spec, config) with
+:func:`model_from_description`: checkpoints store that, never a pickled class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from wavesep.models.base import ModelSpec, Separation, SeparationModel
+from wavesep.models.conv import ConvSeparator
+from wavesep.models.latent import LatentWaveNet
+from wavesep.models.wavenet import WaveNetSeparator
+from wavesep.models.waveunet import WaveUNet
+
+MODELS: dict[str, type[SeparationModel]] = {
+    cls.name: cls for cls in (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet)
+}
+
+
+def _coerce(value, hint, where: str):
+    """``value`` as the config field's type: YAML gives lists for tuples and ints for floats."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(v, typing.get_args(hint)[0], where) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, bool, str) and (type(value) is not hint):
+        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def model_config(name: str, args: dict | None = None):
+    """The config dataclass of model ``name`` with ``args`` applied; unknown keys are errors."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
+    cls = MODELS[name].Config
+    hints = typing.get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls)}
+    args = dict(args or {})
+    unknown = set(args) - fields
+    if unknown:
+        raise ValueError(f"unknown key(s) for model {name!r}: {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(fields))})")
+    return cls(**{key: _coerce(value, hints[key], f"model {name!r} {key}") for key, value in args.items()})
+
+
+def build_model(name: str, spec: ModelSpec, args: dict | None = None) -> SeparationModel:
+    """Model ``name`` for ``spec`` with config fields ``args`` (the rest at their defaults)."""
+    return MODELS[name](spec, model_config(name, args))
+
+
+def model_from_description(description: dict) -> SeparationModel:
+    """Rebuild an (untrained) model from :meth:`SeparationModel.describe`'s output."""
+    return build_model(description["name"], ModelSpec(**description["spec"]), description["config"])
+
+
+__all__ = ["MODELS", "ModelSpec", "Separation", "SeparationModel", "build_model", "model_config",
+           "model_from_description"]

@@ -1,0 +1,328 @@
+"""The training loop: one optimiser step per batch, validation, checkpoints, resumption, DDP.
+
+A run directory holds::
+
+    config.yaml      the resolved config (``--resume`` reads it back)
+    last.pt          the latest checkpoint: everything ``--resume`` needs
+    best.pt          the weights with the best validation SI-SDR so far
+    log.jsonl        one line per log step, validation and skipped step
+    tensorboard/     losses, validation scores, audio examples
+
+Checkpoints are written only between steps, by the main process, atomically. An interrupted run
+(Ctrl-C, a killed process, a machine gone) resumes from ``last.pt`` and continues exactly as if it
+had never stopped: weights, optimiser, schedule, loss scale, step, data position and random state
+are restored. A step whose loss or gradient is not finite is skipped and logged; ``max_bad_steps``
+of them in a row stop the run with :class:`TrainingStopped`, leaving the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from wavesep.instruments import get_stem_set
+from wavesep.losses import LossMix
+from wavesep.models import ModelSpec, SeparationModel, build_model
+from wavesep.train import distributed
+from wavesep.train.checkpoint import checkpoint_payload, read_checkpoint, save_atomic
+from wavesep.train.config import Config, load_config
+from wavesep.train.data import BatchStream, make_train_dataset, make_valid_set, presence_labels, resolve_source
+from wavesep.train.validation import run_setting, validate
+
+CONFIG_FILE, LAST, BEST, LOG = "config.yaml", "last.pt", "best.pt", "log.jsonl"
+
+
+class TrainingStopped(RuntimeError):
+    """The run cannot go on (non-finite losses); the message says which checkpoint is left."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    best_score: float  # best mean validation SI-SDR (dB)
+    best_step: int | None
+    last_loss: float
+
+
+def model_spec(config: Config) -> ModelSpec:
+    m, d = config.model, config.data
+    return ModelSpec(sources=tuple(get_stem_set(d.stem_set).names), sample_rate=d.sample_rate,
+                     audio_channels=d.channels, setting=m.setting, informed_by=m.informed_by,
+                     condition_dim=m.condition_dim)
+
+
+def _schedule(config: Config):
+    o, steps = config.optim, config.training.steps
+
+    def factor(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "cosine":
+            progress = (step - o.warmup_steps) / max(1, steps - o.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
+
+
+def _hardware(process: distributed.Process) -> str:
+    if process.device.type == "cuda":
+        name = torch.cuda.get_device_name(process.device)
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{process.world_size} x {name}"
+
+
+class Trainer:
+    """Train ``config`` in ``run_dir``; ``resume`` continues the run saved there.
+
+    Use :func:`train` rather than this class directly: it also starts and stops the process group.
+    """
+
+    def __init__(self, config: Config, run_dir: str | Path, process: distributed.Process, resume: bool = False,
+                 progress: bool = True):
+        self.config, self.run_dir, self.process, self.progress = config, Path(run_dir), process, progress
+        t = config.training
+        if process.main:
+            self._prepare_run_dir(resume)
+        process.barrier()
+        torch.manual_seed(t.seed)
+        self.model: SeparationModel = build_model(config.model.name, model_spec(config), config.model.args)
+        self.model.to(process.device)
+        o = config.optim
+        optimizer = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
+        cuda = process.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        self.amp = t.amp and cuda
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self.loss = LossMix(t.losses)
+        self.generator = torch.Generator().manual_seed(t.seed * 7919 + process.rank)  # informed-training queries
+
+        if process.main:
+            source = resolve_source(config, self.run_dir)  # may write generated songs: once, first
+        process.barrier()
+        source = resolve_source(config, self.run_dir) if not process.main else source
+        self.batches = BatchStream(make_train_dataset(config, source), config)
+        self.valid = make_valid_set(config, source) if process.main else None
+
+        self.step, self.best_score, self.best_step, self.elapsed_s = 0, float("-inf"), None, 0.0
+        if resume:
+            self._load(self.run_dir / LAST)
+        self.net = self.model
+        if process.distributed:
+            device_ids = [process.device.index] if cuda else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.writer = None
+        if process.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if resume else None)
+
+    # -- run directory and checkpoints ---------------------------------------------------------
+    def _prepare_run_dir(self, resume: bool):
+        if not resume and (self.run_dir / LAST).exists():
+            raise ValueError(f"{self.run_dir}: already holds a run; continue it with --resume {self.run_dir} "
+                             f"or choose another --run-dir")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CONFIG_FILE).write_text(self.config.to_yaml())
+
+    def _training_state(self) -> dict:
+        state = {
+            "step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "data": self.process.gather(self.batches.state_dict()),
+            "rng": torch.get_rng_state(), "generator": self.process.gather(self.generator.get_state()),
+            "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
+            "hardware": _hardware(self.process), "world_size": self.process.world_size,
+            "examples": self.step * self.config.training.batch_size * self.process.world_size,
+        }
+        if self.process.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.process.device)
+        return state
+
+    def _save(self, name: str, training: dict):
+        save_atomic(checkpoint_payload(self.model, self.config.to_dict(), training), self.run_dir / name)
+
+    def _load(self, path: Path):
+        payload = read_checkpoint(path, map_location=self.process.device)
+        state = payload["training"]
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.elapsed_s = state["step"], state["elapsed_s"]
+        self.best_score, self.best_step = state["best_score"], state["best_step"]
+        torch.set_rng_state(state["rng"].cpu())
+        if "cuda_rng" in state and self.process.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.process.device)
+        rank = self.process.rank
+        if state["world_size"] == self.process.world_size:
+            self.batches.load_state_dict(state["data"][rank])
+            self.generator.set_state(state["generator"][rank].cpu())
+        else:  # another world size: each rank's stream is new; the order differs from an unbroken run
+            self._log({"step": self.step, "warning": f"resumed with {self.process.world_size} processes "
+                       f"instead of {state['world_size']}: data order differs from an uninterrupted run"})
+            data = dict(state["data"][0])
+            if "batches" in data:
+                data["batches"] = 0
+            self.batches.load_state_dict(data)
+
+    def _log(self, record: dict):
+        if self.process.main:
+            with open(self.run_dir / LOG, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    # -- one step --------------------------------------------------------------------------------
+    def _train_step(self, mixture: torch.Tensor, stems: torch.Tensor) -> tuple[float, dict, bool]:
+        """Forward, backward, update; returns (loss, its terms, whether the update was applied)."""
+        device, t = self.process.device, self.config.training
+        mixture, stems = mixture.to(device, non_blocking=True), stems.to(device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp):
+            estimates, references, logits = run_setting(self.net, self.model.spec, mixture, stems, self.generator)
+        loss, parts = self.loss(estimates.float(), references)
+        if logits is not None:
+            presence = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), presence_labels(stems))
+            parts["presence"] = float(presence.detach())
+            loss = loss + t.presence_weight * presence
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.config.optim.grad_clip or float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        value = float(loss.detach())
+        # Gradients are averaged across processes, so a bad loss anywhere makes them non-finite
+        # everywhere: every process skips the same steps. (A float16 overflow is the scaler's job.)
+        finite = math.isfinite(value) and (self.scaler.is_enabled() or bool(torch.isfinite(grad_norm)))
+        if finite:
+            self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return value, parts, finite
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        t, steps = self.config.training, self.config.training.steps
+        audio_per_step = t.batch_size * self.process.world_size * self.config.data.segment_s
+        bad_in_a_row, loss, last_saved = 0, float("nan"), self.step
+        bar = tqdm(total=steps, initial=self.step, unit="step", disable=not (self.progress and self.process.main),
+                   dynamic_ncols=True)
+        started, start_step = time.perf_counter(), self.step
+        self.model.train()
+        if self.step == 0:
+            self._validate()  # the untrained baseline, for the curves
+        try:
+            while self.step < steps:
+                mixture, stems = next(self.batches)
+                loss, parts, applied = self._train_step(mixture, stems)
+                self.step += 1
+                bar.update(1)
+                speed = (self.step - start_step) * audio_per_step / (time.perf_counter() - started)
+                if not applied:
+                    bad_in_a_row += 1
+                    self._log({"step": self.step, "skipped": "non-finite loss or gradient", "loss": repr(loss)})
+                    bar.write(f"step {self.step}: non-finite loss ({loss}); step skipped "
+                              f"({bad_in_a_row} in a row, the limit is {t.max_bad_steps})")
+                    if bad_in_a_row >= t.max_bad_steps:
+                        raise TrainingStopped(
+                            f"{bad_in_a_row} non-finite losses in a row (steps {self.step - bad_in_a_row + 1}-"
+                            f"{self.step}): stopped. The last good checkpoint is step {last_saved} in "
+                            f"{self.run_dir / LAST}; lower optim.lr or set optim.grad_clip before resuming")
+                    continue
+                bad_in_a_row = 0
+                bar.set_postfix(loss=f"{loss:.4g}", audio=f"{speed:.1f} s/s")
+                if self.step % t.log_every == 0:
+                    self._log_train(loss, parts, speed)
+                if self.step % t.valid_every == 0 or self.step == steps:
+                    self._validate()
+                if self.step % t.checkpoint_every == 0 or self.step == steps:
+                    self.elapsed_s += time.perf_counter() - started
+                    started, start_step = time.perf_counter(), self.step
+                    training = self._training_state()  # every process joins the gathers
+                    if self.process.main:
+                        self._save(LAST, training)
+                    last_saved = self.step
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"interrupted at step {self.step}; the last checkpoint is step {last_saved}: "
+                                    f"continue with wavesep train --resume {self.run_dir}") from None
+        finally:
+            bar.close()
+            self.batches.close()
+            if self.writer is not None:
+                self.writer.close()
+        in_sync = self.process.all_equal(sum(float(p.detach().double().sum()) for p in self.model.parameters()))
+        self._log({"step": self.step, "done": True, "world_size": self.process.world_size,
+                   "ranks_in_sync": in_sync, "best_score": self.best_score, "best_step": self.best_step})
+        return RunResult(self.run_dir, self.step, self.best_score, self.best_step, loss)
+
+    def _log_train(self, loss: float, parts: dict, speed: float):
+        lr = self.optimizer.param_groups[0]["lr"]
+        self._log({"step": self.step, "loss": loss, **parts, "lr": lr, "audio_s_per_s": speed})
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, self.step)
+            for name, value in parts.items():
+                self.writer.add_scalar(f"train/{name}", value, self.step)
+            self.writer.add_scalar("train/lr", lr, self.step)
+            self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
+
+    def _validate(self):
+        if self.process.main:
+            scores, estimates = validate(self.model, self.valid, self.process.device)
+            self._log({"step": self.step, "valid": scores.as_dict()})
+            self._write_validation(scores, estimates)
+            if scores.mean_si_sdr > self.best_score:
+                self.best_score, self.best_step = scores.mean_si_sdr, self.step
+                self._save(BEST, {"step": self.step, "valid": scores.as_dict()})
+        self.process.barrier()
+
+    def _write_validation(self, scores, estimates: torch.Tensor):
+        w, sources, rate = self.writer, self.model.sources, self.model.sample_rate
+        for name in sources:
+            if scores.counted[name]:
+                w.add_scalar(f"valid/si_sdr/{name}", scores.si_sdr[name], self.step)
+                w.add_scalar(f"valid/si_sdri/{name}", scores.si_sdri[name], self.step)
+        w.add_scalar("valid/mean_si_sdr", scores.mean_si_sdr, self.step)
+        if scores.presence_accuracy is not None:
+            w.add_scalar("valid/presence_accuracy", scores.presence_accuracy, self.step)
+        for i in range(min(self.config.training.audio_examples, len(estimates))):
+            mixture, _ = self.valid[i]
+            w.add_audio(f"example{i}/mixture", mixture.mean(dim=0).clamp(-1, 1), self.step, sample_rate=rate)
+            for s, name in enumerate(sources):
+                w.add_audio(f"example{i}/{name}", estimates[i, s].mean(dim=0).clamp(-1, 1), self.step, sample_rate=rate)
+
+
+def train(config: Config | None = None, run_dir: str | Path = "runs/run", resume: bool = False,
+          progress: bool = True) -> RunResult:
+    """Train (or with ``resume``, continue) a run; under torchrun, as one process of many.
+
+    With ``resume``, the config is read back from ``run_dir`` (``config`` may override it).
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / LAST).exists():
+            raise ValueError(f"{run_dir}: no checkpoint to resume ({LAST} not found)")
+        config = config or load_config(run_dir / CONFIG_FILE)
+    if config is None:
+        raise ValueError("train() needs a config, or resume=True with a run directory")
+    process = distributed.start(config.training.device)
+    try:
+        return Trainer(config, run_dir, process, resume=resume, progress=progress).run()
+    finally:
+        distributed.stop(process)
+
+
+def resume_config(run_dir: str | Path, overrides: list[str]) -> Config:
+    """A run's saved config with ``--set`` overrides applied."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise ValueError(f"{run_dir}: not a run directory ({CONFIG_FILE} not found)")
+    return load_config(path, overrides)
+
