@@ -17,6 +17,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/render.py
+	$(PY) bench/train.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

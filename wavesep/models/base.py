@@ -225,9 +225,9 @@ class SeparationModel(nn.Module):
             else:  # stereo into a mono model: each side on its own
                 x = x.reshape(batch * channels, 1, length)
                 cond = None if cond is None else cond.repeat_interleave(channels, dim=0)
-        # Each example at unit RMS (its scale is put back on the output); silence stays silence.
-        scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt() + 1e-5
-        x = x / scale
+        # Each example at unit RMS; its level is put back on the output, so silence gives silence.
+        scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt()
+        x = x / scale.clamp_min(1e-8)
         padded = self.valid_length(length)
         x = nn.functional.pad(x, (0, padded - length))
         out, features = self.separate(x, cond)

@@ -25,6 +25,18 @@ from wavesep.models.base import ModelSpec, SeparationModel
 from wavesep.models.wavenet import DilatedStacks
 
 
+class FrameNorm(nn.LayerNorm):
+    """Layer norm over the channels of each frame: local in time, unlike Conv-TasNet's global norm,
+    so a chunk's output does not depend on how long the chunk is.
+
+    Shape:
+        (batch, channels, frames) -> (batch, channels, frames)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 @dataclass(frozen=True)
 class LatentWaveNetConfig:
     stride: int = 32  # samples per frame of the learned representation
@@ -38,7 +50,7 @@ class LatentWaveNetConfig:
 
 
 class LatentWaveNet(SeparationModel):
-    """Encoder (strided conv, ReLU) -> norm + 1x1 -> dilated gated stacks -> PReLU + 1x1 -> sigmoid
+    """Encoder (strided conv, ReLU) -> per-frame norm + 1x1 -> dilated gated stacks -> PReLU + 1x1 -> sigmoid
     masks, one per output -> masked coefficients -> decoder (transposed conv) -> waveforms."""
 
     name = "latent-wavenet"
@@ -50,7 +62,7 @@ class LatentWaveNet(SeparationModel):
         super().__init__(spec, config, feature_channels=config.skip_channels)
         c = spec.audio_channels
         self.encoder = nn.Conv1d(c, config.basis, config.window, stride=config.stride, bias=False)
-        self.bottleneck = nn.Sequential(nn.GroupNorm(1, config.basis), nn.Conv1d(config.basis, config.channels, 1))
+        self.bottleneck = nn.Sequential(FrameNorm(config.basis), nn.Conv1d(config.basis, config.channels, 1))
         self.stacks = DilatedStacks(config.stacks, config.blocks, config.channels, config.skip_channels,
                                     config.kernel_size, spec.cond_dim)
         self.masks = nn.Sequential(nn.PReLU(), nn.Conv1d(config.skip_channels, spec.n_outputs * config.basis, 1))

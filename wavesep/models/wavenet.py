@@ -20,20 +20,26 @@ class GatedBlock(nn.Module):
     """Dilated convolution -> tanh x sigmoid -> 1x1 to a residual output and a skip output.
 
     Shape:
-        x: (batch, channels, time) -> (residual (batch, channels, time), skip (batch, skip_channels, time))
+        x: (batch, channels, time) -> (residual (batch, channels, time) or None for the last
+        block, skip (batch, skip_channels, time))
     """
 
-    def __init__(self, channels: int, skip_channels: int, kernel_size: int, dilation: int, cond_dim: int):
+    def __init__(self, channels: int, skip_channels: int, kernel_size: int, dilation: int, cond_dim: int,
+                 residual: bool = True):
         super().__init__()
         self.dilated = nn.Conv1d(channels, 2 * channels, kernel_size, dilation=dilation,
                                  padding=dilation * (kernel_size - 1) // 2)
         self.film = film(cond_dim, 2 * channels)
-        self.residual = nn.Conv1d(channels, channels, 1)
+        # The last block's residual output would feed nothing: it has none (DDP insists every
+        # parameter gets a gradient).
+        self.residual = nn.Conv1d(channels, channels, 1) if residual else None
         self.skip = nn.Conv1d(channels, skip_channels, 1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
         filt, gate = modulate(self.film, self.dilated(x), cond).chunk(2, dim=1)
         gated = torch.tanh(filt) * torch.sigmoid(gate)
+        if self.residual is None:
+            return None, self.skip(gated)
         # sqrt(1/2) keeps the residual stream's variance from growing with depth.
         return (x + self.residual(gated)) * math.sqrt(0.5), self.skip(gated)
 
@@ -52,8 +58,10 @@ class DilatedStacks(nn.Module):
             raise ValueError("stacks and blocks must be at least 1 and kernel_size odd")
         self.dilations = [2**b for _ in range(stacks) for b in range(blocks)]
         self.kernel_size = kernel_size
+        last = len(self.dilations) - 1
         self.blocks = nn.ModuleList(
-            GatedBlock(channels, skip_channels, kernel_size, d, cond_dim) for d in self.dilations
+            GatedBlock(channels, skip_channels, kernel_size, d, cond_dim, residual=i < last)
+            for i, d in enumerate(self.dilations)
         )
 
     @property

@@ -26,7 +26,7 @@ CHECKPOINT_FORMAT = "wavesep-checkpoint/1"
 
 
 def versions() -> dict:
-    return {"wavesep": wavesep.__version__, "torch": torch.__version__}
+    return {"wavesep": wavesep.__version__, "torch": str(torch.__version__)}
 
 
 def save_atomic(payload: dict, path: str | Path):

@@ -1,0 +1,184 @@
+"""Every model in every setting: shapes for mono, stereo and odd lengths, conditioning, presence,
+self-description, and save -> load giving identical outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wavesep.models import MODELS, ModelSpec, build_model, model_config, model_from_description
+from wavesep.train.checkpoint import checkpoint_payload, load_model, save_atomic
+
+SOURCES = ("drums", "bass", "piano")
+SMALL = {  # each architecture shrunk so a forward pass takes milliseconds
+    "conv": {"channels": 4, "kernel_size": 9},
+    "wavenet": {"stacks": 2, "blocks": 3, "channels": 8, "skip_channels": 8, "final_channels": [16, 8]},
+    "waveunet": {"levels": 3, "growth": 4},
+    "latent-wavenet": {"stride": 8, "window": 16, "basis": 16, "channels": 8, "skip_channels": 8, "stacks": 2,
+                       "blocks": 2},
+}
+SETTINGS = [("fixed", "multihot"), ("informed", "multihot"), ("informed", "query"), ("blind", "multihot")]
+
+
+def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot", audio_channels: int = 2):
+    torch.manual_seed(0)
+    spec = ModelSpec(SOURCES, sample_rate=8000, audio_channels=audio_channels, setting=setting,
+                     informed_by=informed_by, condition_dim=4)
+    return build_model(name, spec, SMALL[name]).eval()
+
+
+def condition_for(model, batch: int):
+    spec = model.spec
+    if spec.setting != "informed":
+        return None
+    if spec.query:
+        return torch.arange(batch) % spec.n_sources
+    return (torch.arange(batch * spec.n_sources).view(batch, -1) % 2).float()
+
+
+def test_every_architecture_has_a_small_config():
+    assert set(SMALL) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("setting,informed_by", SETTINGS)
+@pytest.mark.parametrize("model_channels", [1, 2])
+def test_shapes_for_mono_stereo_and_odd_lengths(name, setting, informed_by, model_channels):
+    model = small_model(name, setting, informed_by, model_channels)
+    n_out = 1 if informed_by == "query" and setting == "informed" else len(SOURCES)
+    for channels in (1, 2):
+        for length in (1, 37, 1001):
+            mixture = torch.randn(2, channels, length)
+            out = model(mixture, condition_for(model, 2))
+            assert out.stems.shape == (2, n_out, channels, length)
+            assert torch.isfinite(out.stems).all()
+            if setting == "blind":
+                assert out.presence_logits.shape == (2, len(SOURCES))
+            else:
+                assert out.presence_logits is None
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_silence_in_gives_silence_out_not_nan(name):
+    model = small_model(name)
+    out = model(torch.zeros(1, 2, 500))
+    assert torch.isfinite(out.stems).all()
+    assert out.stems.abs().max() == 0  # the output is rescaled by the input's level
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_multihot_informed_absent_sources_are_exactly_silent(name):
+    model = small_model(name, "informed", "multihot")
+    condition = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    stems = model(torch.randn(2, 2, 300), condition).stems
+    assert stems[0, 1].abs().max() == 0 and stems[1].abs().max() == 0
+    assert stems[0, 0].abs().max() > 0 and stems[0, 2].abs().max() > 0
+
+
+def test_query_models_answer_each_query_differently():
+    model = small_model("latent-wavenet", "informed", "query")
+    for block in model.stacks.blocks:  # FiLM starts as the identity; make the condition matter
+        torch.nn.init.normal_(block.film.proj.weight)
+    mixture = torch.randn(1, 2, 400).expand(3, 2, 400)
+    stems = model(mixture, torch.tensor([0, 1, 2])).stems
+    assert not torch.allclose(stems[0], stems[1]) and not torch.allclose(stems[1], stems[2])
+
+
+def test_conditions_are_checked():
+    informed = small_model("conv", "informed", "multihot")
+    with pytest.raises(ValueError, match="needs a condition"):
+        informed(torch.randn(1, 2, 100))
+    with pytest.raises(ValueError, match="multi-hot condition has shape"):
+        informed(torch.randn(1, 2, 100), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="takes no condition"):
+        small_model("conv")(torch.randn(1, 2, 100), torch.ones(1, 3))
+    with pytest.raises(ValueError, match="must be \\(batch, 1 or 2 channels, time\\)"):
+        small_model("conv")(torch.randn(2, 100))
+
+
+def test_blind_detect_keeps_only_sources_judged_present():
+    model = small_model("conv", "blind")
+    with torch.no_grad():
+        model.presence.linear.weight.zero_()
+        model.presence.linear.bias.copy_(torch.tensor([5.0, -5.0, 5.0]))
+    stems, probabilities = model.detect(torch.randn(1, 2, 200))
+    assert probabilities[0, 0] > 0.99 and probabilities[0, 1] < 0.01
+    assert stems[0, 1].abs().max() == 0 and stems[0, 0].abs().max() > 0
+    with pytest.raises(ValueError, match="needs a blind model"):
+        small_model("conv").detect(torch.randn(1, 2, 200))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_receptive_field_bounds_what_changes_the_output(name):
+    """A change at one input sample moves the network's output only within the receptive field
+    (checked on ``separate``, before the level normalisation, which is global by design)."""
+    model = small_model(name)
+    length = model.valid_length(4 * model.receptive_field + 64)
+    x = torch.randn(1, 2, length)
+    y = x.clone()
+    centre = length // 2
+    y[..., centre] += 1.0
+    with torch.no_grad():
+        changed = (model.separate(x, None)[0] - model.separate(y, None)[0]).abs().amax(dim=(0, 1)) > 1e-6
+    where = changed.nonzero().flatten()
+    assert len(where) > 0
+    assert where.min() >= centre - model.receptive_field and where.max() <= centre + model.receptive_field
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_valid_length_is_at_least_the_length(name):
+    model = small_model(name)
+    for length in (1, 7, 100, 1023):
+        assert model.valid_length(length) >= length
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_save_then_load_gives_identical_outputs(name, tmp_path):
+    model = small_model(name, "blind")
+    path = tmp_path / "model.pt"
+    save_atomic(checkpoint_payload(model, {"note": "test"}), path)
+    loaded = load_model(path)
+    assert loaded.describe() == model.describe()
+    mixture = torch.randn(2, 2, 777)
+    with torch.no_grad():
+        a, b = model(mixture), loaded(mixture)
+    assert torch.equal(a.stems, b.stems) and torch.equal(a.presence_logits, b.presence_logits)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_describe_rebuilds_the_same_architecture():
+    model = small_model("wavenet", "informed", "query")
+    rebuilt = model_from_description(model.describe())
+    assert rebuilt.spec == model.spec and rebuilt.config == model.config
+    assert rebuilt.n_parameters() == model.n_parameters()
+
+
+def test_self_description():
+    model = small_model("latent-wavenet")
+    assert model.sources == list(SOURCES) and model.sample_rate == 8000 and model.audio_channels == 2
+    assert model.receptive_field > 0
+
+
+def test_model_config_is_strict():
+    with pytest.raises(ValueError, match="unknown key\\(s\\) for model 'wavenet': chanels"):
+        model_config("wavenet", {"chanels": 3})
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        model_config("resnet")
+    with pytest.raises(ValueError, match="stacks must be int"):
+        model_config("wavenet", {"stacks": "four"})
+    assert model_config("wavenet", {"final_channels": [8, 4]}).final_channels == (8, 4)
+
+
+def test_wavenet_defaults_are_the_original():
+    config = model_config("wavenet")
+    assert (config.stacks, config.blocks, config.channels, config.final_channels) == (4, 10, 128, (512, 256))
+    model = build_model("wavenet", ModelSpec(("a",)))
+    assert model.stacks.dilations[:10] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert len(model.stacks.dilations) == 40
+
+
+def test_spec_rejects_bad_values():
+    with pytest.raises(ValueError, match="setting must be one of"):
+        ModelSpec(SOURCES, setting="oracle")
+    with pytest.raises(ValueError, match="distinct"):
+        ModelSpec(("a", "a"))

@@ -1,0 +1,211 @@
+"""The trainer: learning, exact resumption, the NaN guard, checkpoints, strict configs, the CLI,
+every setting, both data modes, and two processes on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from wavesep.cli import main
+from wavesep.losses import LossMix
+from wavesep.train import TrainingStopped, load_config, load_model, train
+from wavesep.train.checkpoint import read_checkpoint
+from wavesep.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def tiny(source, *overrides):
+    return load_config(TINY, [f"data.source={source}", *overrides])
+
+
+def log_records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def weights(path: Path) -> dict:
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_tiny_training_lowers_the_loss_and_raises_validation_si_sdr(corpus, tmp_path):
+    config = tiny(corpus["dataset"], "training.steps=60", "training.valid_every=60", "training.log_every=1")
+    result = train(config, tmp_path / "run", progress=False)
+    records = log_records(tmp_path / "run")
+    losses = [r["loss"] for r in records if "loss" in r and "skipped" not in r]
+    valid = [r["valid"]["mean_si_sdr"] for r in records if "valid" in r]
+    assert len(losses) == 60 and len(valid) == 2  # validation at step 0 and at the end
+    assert sum(losses[-10:]) / 10 < sum(losses[:5]) / 5
+    assert valid[-1] > valid[0] + 1.0
+    assert result.best_step == 60 and result.best_score == pytest.approx(valid[-1])
+    best = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["config"]["training"]["steps"] == 60  # the resolved config travels with the weights
+    assert best["training"]["valid"]["mean_si_sdr"] == pytest.approx(valid[-1])
+
+
+class Crash(Exception):
+    """A process dying mid-run, without any chance to save."""
+
+
+def crash_at(monkeypatch, step: int):
+    original = Trainer._train_step
+
+    def step_or_crash(self, mixture, stems):
+        if self.step + 1 == step:
+            raise Crash
+        return original(self, mixture, stems)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_or_crash)
+
+
+@pytest.mark.parametrize("mode", ["dataset", "stream"])
+def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(corpus, tmp_path, monkeypatch, mode):
+    source = corpus["dataset"] if mode == "dataset" else corpus["index"]
+    overrides = [f"data.mode={mode}", "training.steps=8", "training.checkpoint_every=3", "training.valid_every=4",
+                 "optim.schedule=cosine", "optim.warmup_steps=2", "data.max_chunks_per_song=4", "data.pool_size=4"]
+    config = tiny(source, *overrides)
+    train(config, tmp_path / "straight", progress=False)
+    with monkeypatch.context() as patch:
+        crash_at(patch, 8)  # the last checkpoint is step 6: steps 7 and 8 are redone
+        with pytest.raises(Crash):
+            train(config, tmp_path / "broken", progress=False)
+    assert read_checkpoint(tmp_path / "broken" / "last.pt")["training"]["step"] == 6
+    result = train(None, tmp_path / "broken", resume=True, progress=False)
+    assert result.step == 8
+    a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "broken" / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state = read_checkpoint(tmp_path / "broken" / "last.pt")["training"]
+    straight = read_checkpoint(tmp_path / "straight" / "last.pt")["training"]
+    assert state["data"] == straight["data"] and state["best_step"] == straight["best_step"]
+
+
+@pytest.mark.parametrize("setting,informed_by", [("informed", "multihot"), ("informed", "query"), ("blind", "multihot")])
+def test_every_setting_trains(corpus, tmp_path, setting, informed_by):
+    config = tiny(corpus["dataset"], f"model.setting={setting}", f"model.informed_by={informed_by}",
+                  "training.steps=4", "training.valid_every=4", "training.log_every=1")
+    train(config, tmp_path / "run", progress=False)
+    records = log_records(tmp_path / "run")
+    assert all(r["loss"] == r["loss"] for r in records if "loss" in r)  # finite, logged every step
+    valid = [r["valid"] for r in records if "valid" in r][-1]
+    assert set(valid["si_sdr"]) == {"drums", "bass", "piano", "strings"}
+    if setting == "blind":
+        assert "presence" in records[1] and 0.0 <= valid["presence_accuracy"] <= 1.0
+    model = load_model(tmp_path / "run" / "best.pt")
+    assert model.spec.setting == setting and model.spec.informed_by == informed_by
+
+
+def nan_losses_at(monkeypatch, steps: set[int]):
+    original, calls = LossMix.__call__, {"n": 0}
+
+    def sometimes_nan(self, estimate, reference):
+        calls["n"] += 1
+        total, parts = original(self, estimate, reference)
+        return (total * float("nan"), parts) if calls["n"] in steps else (total, parts)
+
+    monkeypatch.setattr(LossMix, "__call__", sometimes_nan)
+
+
+def test_a_non_finite_loss_skips_the_step(corpus, tmp_path, monkeypatch):
+    nan_losses_at(monkeypatch, {3})
+    config = tiny(corpus["dataset"], "training.steps=4", "training.log_every=1", "training.checkpoint_every=2")
+    train(config, tmp_path / "run", progress=False)
+    records = log_records(tmp_path / "run")
+    skipped = [r for r in records if "skipped" in r]
+    assert [r["step"] for r in skipped] == [3] and skipped[0]["loss"] == "nan"
+    assert all(r["loss"] == r["loss"] for r in records if "loss" in r and "skipped" not in r)
+    assert all(torch.isfinite(w).all() for w in weights(tmp_path / "run" / "last.pt").values())
+
+
+def test_non_finite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint(corpus, tmp_path, monkeypatch,
+                                                                                  capsys):
+    nan_losses_at(monkeypatch, set(range(3, 100)))
+    run_dir = tmp_path / "run"
+    code = main(["train", str(TINY), "--run-dir", str(run_dir), "--no-progress", "--set",
+                 f"data.source={corpus['dataset']}", "--set", "training.max_bad_steps=3", "--set",
+                 "training.checkpoint_every=2"])
+    assert code == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("wavesep: error: 3 non-finite losses in a row (steps 3-5): stopped.")
+    assert f"last good checkpoint is step 2 in {run_dir / 'last.pt'}" in error
+    saved = read_checkpoint(run_dir / "last.pt")
+    assert saved["training"]["step"] == 2
+    assert all(torch.isfinite(w).all() for w in saved["state_dict"].values())
+
+
+def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", str(TINY), "--run-dir", str(run_dir), "--no-progress", "--set",
+            f"data.source={corpus['dataset']}", "--set", "training.steps=2"]
+    assert main(args) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert (run_dir / "config.yaml").exists() and list((run_dir / "tensorboard").iterdir())
+    assert main(args) == 1
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    # --resume with more steps continues the same run
+    assert main(["train", "--resume", str(run_dir), "--set", "training.steps=3", "--no-progress"]) == 0
+    assert read_checkpoint(run_dir / "last.pt")["training"]["step"] == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "training.stepz=3"], "unknown key training.stepz (known: steps,"),
+    (["--set", "model.args.chanels=3"], "unknown key(s) for model 'latent-wavenet': chanels"),
+    (["--set", "training.losses={mae: 1, l3: 2}"], "unknown loss 'l3'"),
+    (["--set", "training.batch_size=many"], "training.batch_size must be int, got 'many'"),
+    (["--set", "model.setting=psychic"], "model.setting must be one of fixed, informed, blind"),
+    (["--set", "data.source=''"], "data.source is empty"),
+    (["--set", "data.source=/no/such/dataset"], "/no/such/dataset: data source not found"),
+])
+def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
+    assert main(["train", str(TINY), "--run-dir", str(tmp_path / "run"), "--no-progress", *args]) == 1
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_an_unknown_key_in_the_yaml_file_is_named(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("training:\n  steps: 3\n  bach_size: 4\n")
+    assert main(["train", str(config)]) == 1
+    assert f"{config}: config: unknown key training.bach_size" in capsys.readouterr().err
+
+
+def test_resume_needs_a_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="model.pt: not a readable checkpoint"):
+        load_model(path)
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a wavesep checkpoint"):
+        load_model(path)
+
+
+def test_streaming_mode_trains_from_midi(corpus, tmp_path):
+    config = tiny(corpus["index"], "data.mode=stream", "training.steps=3", "data.pool_size=4", "data.workers=1")
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.step == 3 and result.best_step is not None
+
+
+def test_two_processes_on_gloo(corpus, tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "wavesep", "train", str(TINY), "--run-dir", str(run_dir), "--no-progress",
+               "--set", f"data.source={corpus['dataset']}", "--set", "training.steps=4",
+               "--set", "training.checkpoint_every=2", "--set", "training.device=cpu"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = log_records(run_dir)[-1]
+    assert final["done"] and final["world_size"] == 2 and final["ranks_in_sync"]
+    state = read_checkpoint(run_dir / "last.pt")["training"]
+    assert state["world_size"] == 2 and len(state["data"]) == 2 and state["examples"] == 4 * 4 * 2
+    assert "trained 4 steps" in done.stdout
