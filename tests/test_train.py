@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from wavesep.cli import main
 from wavesep.losses import LossMix
@@ -141,10 +142,15 @@ def test_non_finite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoi
 def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = ["train", str(TINY), "--run-dir", str(run_dir), "--no-progress", "--set",
-            f"data.source={corpus['dataset']}", "--set", "training.steps=2"]
+            f"data.source={corpus['dataset']}", "--set", "training.steps=2", "--set", "training.log_every=1"]
     assert main(args) == 0
     assert "trained 2 steps" in capsys.readouterr().out
-    assert (run_dir / "config.yaml").exists() and list((run_dir / "tensorboard").iterdir())
+    assert load_config(run_dir / "config.yaml").training.steps == 2
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "valid/mean_si_sdr", "valid/si_sdr/bass"} <= set(tags["scalars"])
+    assert {"example0/mixture", "example0/bass"} <= set(tags["audio"])
     assert main(args) == 1
     assert "already holds a run; continue it with --resume" in capsys.readouterr().err
     # --resume with more steps continues the same run
@@ -209,3 +215,13 @@ def test_two_processes_on_gloo(corpus, tmp_path):
     state = read_checkpoint(run_dir / "last.pt")["training"]
     assert state["world_size"] == 2 and len(state["data"]) == 2 and state["examples"] == 4 * 4 * 2
     assert "trained 4 steps" in done.stdout
+
+
+def test_generated_songs_need_no_data_at_all(tmp_path):
+    config = load_config(TINY, ["data.mode=stream", "data.source=generated", "data.generated_songs=8",
+                                "training.steps=2", "data.pool_size=4", "data.valid_max_chunks=2",
+                                "data.max_chunks_per_song=2"])
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.step == 2 and len(list((tmp_path / "run" / "midi").glob("*.mid"))) == 8
+    splits = [json.loads(line).get("split") for line in (tmp_path / "run" / "midi-index.jsonl").read_text().splitlines()]
+    assert splits.count("valid") == 1 and splits.count("train") == 7

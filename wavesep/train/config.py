@@ -35,7 +35,7 @@ class DataSection:
     mode: str = "dataset"  # dataset: stems rendered on disk | stream: rendered from MIDI while training
     # dataset: a dataset root with train/ and valid/ (from `wavesep render`); stream: a MIDI folder,
     # file or index (songs are sent to train/valid by the hash of their notes), or "generated" for
-    # `generated_songs` procedural songs written into the run directory.
+    # `generated_songs` procedural songs written into the run directory (one in 8 validates).
     source: str = ""
     generated_songs: int = 64  # stream mode with source "generated": how many songs
     stem_set: str = "seed4"  # a built-in stem set name or a YAML file

@@ -14,6 +14,7 @@ Two modes (``data.mode``):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,8 +22,10 @@ import torch
 
 from wavesep.data import Augmentation, ChunkFilter, StemDataset, StreamingChunks, TrainChunks
 from wavesep.midi.generate import generate_songs
+from wavesep.midi.index import INDEX_FORMAT, build_index
 from wavesep.train.config import Config
 
+GENERATED_VALID_EVERY = 8  # data.source "generated": one song in 8 validates
 PRESENCE_THRESHOLD_DB = -60.0  # a stem is playing in a chunk when its RMS is above this (dBFS)
 
 
@@ -45,10 +48,7 @@ def resolve_source(config: Config, run_dir: Path) -> Path:
     if data.source == "generated":
         if data.mode != "stream":
             raise ValueError('data.source "generated" needs data.mode: stream')
-        folder = run_dir / "midi"
-        if len(list(folder.glob("*.mid"))) < data.generated_songs:
-            generate_songs(folder, data.generated_songs, seed=config.training.seed)
-        return folder
+        return generated_index(run_dir, data.generated_songs, config.training.seed)
     source = Path(data.source)
     if not source.exists():
         raise ValueError(f"{source}: data source not found")
@@ -57,6 +57,27 @@ def resolve_source(config: Config, run_dir: Path) -> Path:
             if not (source / split).is_dir():
                 raise ValueError(f"{source}: a rendered dataset needs {split}/ (made by wavesep render)")
     return source
+
+
+def generated_index(run_dir: Path, n_songs: int, seed: int) -> Path:
+    """Procedural songs in ``run_dir/midi`` and an index of them in which every
+    :data:`GENERATED_VALID_EVERY`-th song is a validation song (hash splits could leave a handful
+    of songs with none; generated songs are all distinct, so nothing can leak)."""
+    index = run_dir / "midi-index.jsonl"
+    if index.exists():
+        return index
+    folder = run_dir / "midi"
+    generate_songs(folder, n_songs, seed=seed)
+    scan = index.with_suffix(".scan")  # build_index's own output, before the splits are set
+    records = build_index(folder, scan, progress=False)
+    scan.unlink()
+    for i, record in enumerate(sorted(records, key=lambda r: r["path"])):
+        record["split"] = "valid" if i % GENERATED_VALID_EVERY == GENERATED_VALID_EVERY - 1 else "train"
+    header = {"format": INDEX_FORMAT, "root": str(folder.resolve())}
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(item) + "\n" for item in [header, *records]))
+    tmp.replace(index)
+    return index
 
 
 def _augmentation(config: Config) -> Augmentation | None:

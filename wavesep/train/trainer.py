@@ -73,11 +73,22 @@ def _schedule(config: Config):
     return factor
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _hardware(process: distributed.Process) -> str:
+    """What trained, for the checkpoint: '2 x NVIDIA H100 80GB HBM3', '1 x Intel(R) Xeon(R) ... (2 threads)'."""
     if process.device.type == "cuda":
         name = torch.cuda.get_device_name(process.device)
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        name = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
     return f"{process.world_size} x {name}"
 
 
@@ -109,9 +120,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(t.seed * 7919 + process.rank)  # informed-training queries
 
         if process.main:
-            source = resolve_source(config, self.run_dir)  # may write generated songs: once, first
+            resolve_source(config, self.run_dir)  # may write generated songs: the main process first
         process.barrier()
-        source = resolve_source(config, self.run_dir) if not process.main else source
+        source = resolve_source(config, self.run_dir)
         self.batches = BatchStream(make_train_dataset(config, source), config)
         self.valid = make_valid_set(config, source) if process.main else None
 
@@ -226,7 +237,12 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 speed = (self.step - start_step) * audio_per_step / (time.perf_counter() - started)
-                if not applied:
+                if applied:
+                    bad_in_a_row = 0
+                    bar.set_postfix(loss=f"{loss:.4g}", audio=f"{speed:.1f} s/s")
+                    if self.step % t.log_every == 0:
+                        self._log_train(loss, parts, speed)
+                else:
                     bad_in_a_row += 1
                     self._log({"step": self.step, "skipped": "non-finite loss or gradient", "loss": repr(loss)})
                     bar.write(f"step {self.step}: non-finite loss ({loss}); step skipped "
@@ -236,14 +252,11 @@ class Trainer:
                             f"{bad_in_a_row} non-finite losses in a row (steps {self.step - bad_in_a_row + 1}-"
                             f"{self.step}): stopped. The last good checkpoint is step {last_saved} in "
                             f"{self.run_dir / LAST}; lower optim.lr or set optim.grad_clip before resuming")
-                    continue
-                bad_in_a_row = 0
-                bar.set_postfix(loss=f"{loss:.4g}", audio=f"{speed:.1f} s/s")
-                if self.step % t.log_every == 0:
-                    self._log_train(loss, parts, speed)
-                if self.step % t.valid_every == 0 or self.step == steps:
+                # During a run of bad steps, periodic validation and checkpoints wait for a good one.
+                final = self.step == steps
+                if final or (applied and self.step % t.valid_every == 0):
                     self._validate()
-                if self.step % t.checkpoint_every == 0 or self.step == steps:
+                if final or (applied and self.step % t.checkpoint_every == 0):
                     self.elapsed_s += time.perf_counter() - started
                     started, start_step = time.perf_counter(), self.step
                     training = self._training_state()  # every process joins the gathers
