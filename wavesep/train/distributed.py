@@ -74,5 +74,9 @@ def start(device_preference: str = "auto") -> Process:
 
 
 def stop(process: Process):
+    """Leave the process group after a clean run, once every process is there: gloo aborts a
+    process whose peer tears its connections down while messages are still in flight. (After an
+    error, do not call it: destroying could wait forever for a peer stuck in a collective.)"""
     if process.distributed and torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()

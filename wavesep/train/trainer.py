@@ -326,10 +326,9 @@ def train(config: Config | None = None, run_dir: str | Path = "runs/run", resume
     if config is None:
         raise ValueError("train() needs a config, or resume=True with a run directory")
     process = distributed.start(config.training.device)
-    try:
-        return Trainer(config, run_dir, process, resume=resume, progress=progress).run()
-    finally:
-        distributed.stop(process)
+    result = Trainer(config, run_dir, process, resume=resume, progress=progress).run()
+    distributed.stop(process)
+    return result
 
 
 def resume_config(run_dir: str | Path, overrides: list[str]) -> Config:
