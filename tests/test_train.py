@@ -225,3 +225,19 @@ def test_generated_songs_need_no_data_at_all(tmp_path):
     assert result.step == 2 and len(list((tmp_path / "run" / "midi").glob("*.mid"))) == 8
     splits = [json.loads(line).get("split") for line in (tmp_path / "run" / "midi-index.jsonl").read_text().splitlines()]
     assert splits.count("valid") == 1 and splits.count("train") == 7
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_presets_load_and_build_their_model(preset):
+    from wavesep.models import build_model
+    from wavesep.train.trainer import model_spec
+
+    config = load_config(preset)
+    model = build_model(config.model.name, model_spec(config), config.model.args)
+    assert model.n_parameters() > 0
+
+
+def test_the_seed_preset_is_the_original_set_up():
+    config = load_config(ROOT / "configs" / "seed-wavenet.yaml")
+    assert (config.model.name, config.data.stem_set, config.training.batch_size) == ("wavenet", "seed4", 12)
+    assert (config.optim.name, config.optim.lr) == ("adam", 1e-4)

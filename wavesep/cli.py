@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     demo.set_defaults(func=cmd_demo)
 
+    _add_train(commands)
+    return parser
+
+
+def _add_train(commands):
     train = commands.add_parser(
         "train", help="train a separator from a YAML config (see configs/)",
         description="Train a separator. Under torchrun (torchrun --nproc-per-node N -m wavesep train ...) "
@@ -97,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
