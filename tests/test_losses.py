@@ -47,6 +47,13 @@ def test_si_sdr_of_silence_asks_for_silence():
     assert float(si_sdr(torch.full((100,), 0.1), silent)) < -50
 
 
+def test_a_silent_estimate_of_a_playing_source_scores_the_floor_not_zero():
+    reference = torch.sin(torch.arange(1000.0))
+    assert float(si_sdr(torch.zeros(1000), reference)) == -100.0
+    noisy = reference + 0.1 * torch.cos(torch.arange(1000.0) * 3)
+    assert float(si_sdr(1e-4 * noisy, reference)) == pytest.approx(float(si_sdr(noisy, reference)), abs=1e-3)
+
+
 def test_difference_loss_by_hand():
     # a[i][j] = mean |est_i - ref_j|: est (1, 1), ref (1, 0) -> a = [[0, 1], [0, 1]]
     estimate, reference = batch([1.0, 1.0], [1.0, 1.0]), batch([1.0, 1.0], [0.0, 0.0])
@@ -113,3 +120,7 @@ def test_loss_mix_weights_and_options():
         LossMix({"l3": 1.0})
     with pytest.raises(ValueError, match="weight must be a number"):
         LossMix({"mae": "heavy"})
+    with pytest.raises(ValueError, match="loss 'difference': alpha must be a number, got 'x'"):
+        LossMix({"difference": {"alpha": "x"}})
+    with pytest.raises(ValueError, match="fft_sizes must be a list of positive integers"):
+        LossMix({"multires_stft": {"fft_sizes": [512, "big"]}})

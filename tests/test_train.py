@@ -84,6 +84,11 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(corpus, tmp_path
     state = read_checkpoint(tmp_path / "broken" / "last.pt")["training"]
     straight = read_checkpoint(tmp_path / "straight" / "last.pt")["training"]
     assert state["data"] == straight["data"] and state["best_step"] == straight["best_step"]
+    assert torch.equal(state["rng"][0], straight["rng"][0])
+    records = log_records(tmp_path / "broken")  # steps 7-8 of the crashed run were dropped, then redone
+    assert [r["step"] for r in records if "valid" in r] == [0, 4, 8]
+    assert [r["step"] for r in records if "loss" in r] == [r["step"] for r in log_records(tmp_path / "straight")
+                                                            if "loss" in r]
 
 
 @pytest.mark.parametrize("setting,informed_by", [("informed", "multihot"), ("informed", "query"), ("blind", "multihot")])
@@ -133,7 +138,7 @@ def test_non_finite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoi
     assert code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("wavesep: error: 3 non-finite losses in a row (steps 3-5): stopped.")
-    assert f"last good checkpoint is step 2 in {run_dir / 'last.pt'}" in error
+    assert f"The last good checkpoint is step 2 in {run_dir / 'last.pt'}" in error
     saved = read_checkpoint(run_dir / "last.pt")
     assert saved["training"]["step"] == 2
     assert all(torch.isfinite(w).all() for w in saved["state_dict"].values())
@@ -166,6 +171,8 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "model.setting=psychic"], "model.setting must be one of fixed, informed, blind"),
     (["--set", "data.source=''"], "data.source is empty"),
     (["--set", "data.source=/no/such/dataset"], "/no/such/dataset: data source not found"),
+    (["--set", "optim.grad_clip=-1"], "optim.grad_clip must be >= 0, got -1"),
+    (["--set", "optim.betas=[a, 0.9]"], "optim.betas must be two numbers in [0, 1)"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert main(["train", str(TINY), "--run-dir", str(tmp_path / "run"), "--no-progress", *args]) == 1
@@ -241,3 +248,12 @@ def test_the_seed_preset_is_the_original_set_up():
     config = load_config(ROOT / "configs" / "seed-wavenet.yaml")
     assert (config.model.name, config.data.stem_set, config.training.batch_size) == ("wavenet", "seed4", 12)
     assert (config.optim.name, config.optim.lr) == ("adam", 1e-4)
+
+
+def test_resuming_with_another_model_is_a_clear_error(corpus, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train(tiny(corpus["dataset"], "training.steps=1"), run_dir, progress=False)
+    assert main(["train", "--resume", str(run_dir), "--set", "model.args.channels=8", "--set",
+                 "training.steps=2"]) == 1
+    error = capsys.readouterr().err
+    assert "last.pt: cannot resume from it with this config" in error and error.count("\n") == 1

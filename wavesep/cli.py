@@ -227,7 +227,9 @@ def cmd_train(args) -> int:
         config = load_config(args.config, args.overrides)
         run_dir = args.run_dir or Path("runs") / args.config.stem
         result = train(config, run_dir, progress=not args.no_progress)
-    best = f"{result.best_score:.2f} dB at step {result.best_step}" if result.best_step else "none yet"
+    if not result.main:  # under torchrun, rank 0 reports
+        return 0
+    best = f"{result.best_score:.2f} dB at step {result.best_step}" if result.best_step is not None else "none yet"
     print(f"trained {result.step} steps in {result.run_dir}: best validation SI-SDR {best}; "
           f"weights in {result.run_dir / 'best.pt'}")
     return 0

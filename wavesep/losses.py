@@ -75,14 +75,24 @@ def difference(estimate: torch.Tensor, reference: torch.Tensor, alpha: float = 0
 def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Scale-invariant SDR in dB per (..., time) signal, without mean removal: ``(...)``.
 
-    ``eps`` is added to both energies, so a silent reference scores 0 dB for a silent estimate and
-    less the louder the estimate is: a model trained on it learns silence for absent sources.
+    A playing reference scores ``10 log10(|target|^2 / |noise|^2)``, clamped to [-100, 100] dB; an
+    estimate 100 dB or more below it counts as silent and scores -100 dB, not 0. A silent reference (energy <= ``eps``) has no
+    SI-SDR; it scores ``10 log10(eps / (|estimate|^2 + eps))``: 0 dB for a silent estimate, less
+    the louder the estimate, so a model trained on it learns silence for absent sources.
     """
     dot = (estimate * reference).sum(dim=-1, keepdim=True)
     energy = reference.square().sum(dim=-1, keepdim=True)
-    target = dot / (energy + eps) * reference
+    silent = energy.squeeze(-1) <= eps
+    target = dot / energy.clamp_min(eps) * reference
     noise = estimate - target
-    return 10 * torch.log10((target.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
+    tiny = torch.finfo(torch.float32).tiny
+    playing = 10 * torch.log10((target.square().sum(-1) + tiny) / (noise.square().sum(-1) + tiny))
+    estimate_energy = estimate.square().sum(-1)
+    # An estimate 100 dB or more below its reference is silence, whatever its direction.
+    muted = estimate_energy <= 1e-10 * energy.squeeze(-1)
+    playing = torch.where(muted, torch.full_like(playing, -100.0), playing.clamp(-100.0, 100.0))
+    quiet = 10 * torch.log10(eps / (estimate_energy + eps))
+    return torch.where(silent, quiet, playing)
 
 
 def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -118,6 +128,23 @@ def loss_options(name: str) -> dict:
     return {p.name: p.default for p in parameters}
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_option(loss: str, key: str, value, default):
+    """An option must have its default's type: a number, an integer, or a list of integers."""
+    if isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and v > 0 for v in value)
+        expected = "a list of positive integers"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool) and value > 0, "a positive integer"
+    else:
+        ok, expected = _is_number(value), "a number"
+    if not ok:
+        raise ValueError(f"loss {loss!r}: {key} must be {expected}, got {value!r}")
+
+
 class LossMix:
     """A weighted sum of losses.
 
@@ -138,8 +165,10 @@ class LossMix:
             if unknown:
                 raise ValueError(f"unknown option(s) for loss {name!r}: {', '.join(sorted(unknown))} "
                                  f"(it takes: {', '.join(options) or 'none'})")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                raise ValueError(f"loss {name!r}: weight must be a number, got {weight!r}")
+            for key, value in settings.items():
+                _check_option(name, key, value, options[key])
+            if not _is_number(weight) or weight < 0:
+                raise ValueError(f"loss {name!r}: weight must be a number >= 0, got {weight!r}")
             self.terms.append((name, float(weight), settings))
 
     def __call__(self, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -199,9 +199,13 @@ class SeparationModel(nn.Module):
         if spec.query:
             if condition.shape != (batch,):
                 raise ValueError(f"a query condition is one source index per example, shape ({batch},)")
+            if condition.numel() and not (0 <= int(condition.min()) and int(condition.max()) < spec.n_sources):
+                raise ValueError(f"query source indices must be in 0..{spec.n_sources - 1}, got {condition.tolist()}")
             return self.query_embedding(condition.long())
         if condition.shape != (batch, spec.n_sources):
             raise ValueError(f"a multi-hot condition has shape ({batch}, {spec.n_sources}), got {tuple(condition.shape)}")
+        if not ((condition == 0) | (condition == 1)).all():
+            raise ValueError("a multi-hot condition holds only 0 and 1")
         return condition.float()
 
     def forward(self, mixture: torch.Tensor, condition: torch.Tensor | None = None) -> Separation:

@@ -10,7 +10,7 @@ into a waveform. The study's findings are kept: residual connections, pyramidal 
 the mixture's own content reappearing at the output (here through the masks).
 
 At the defaults (stride 32: 0.73 ms at 44.1 kHz) three stacks of eight blocks see about 1.1 s of
-context, against 0.09 s for the original WaveNet's 40 blocks at the sample rate, for a small
+context, against 0.19 s for the original WaveNet's 40 blocks at the sample rate, for a small
 fraction of its cost.
 """
 
@@ -81,7 +81,8 @@ class LatentWaveNet(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
-        return (self.stacks.receptive_field - 1) * self.config.stride + 2 * self.config.window - 1
+        # frames seen by one frame, spread over the stride, plus the encoder and decoder windows
+        return (self.stacks.receptive_field - 1) * self.config.stride + 2 * self.config.window - self.config.stride
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         length = x.shape[-1]

@@ -68,6 +68,7 @@ class WaveUNet(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
+        """An upper bound: with decimation, the exact span depends on the output sample's phase."""
         c = self.config
         field, rate = 1, 1
         for _ in range(c.levels):  # down path: each conv at a rate halved by the decimations before it
@@ -75,8 +76,11 @@ class WaveUNet(SeparationModel):
             rate *= 2
         field += (c.down_kernel_size - 1) * rate
         for _ in range(c.levels):
+            # Linear interpolation reads two coarse neighbours: one coarse step before and none
+            # after (even outputs), or half a step on each side (odd): 1.5 coarse steps at worst.
+            field += rate + rate // 2
             rate //= 2
-            field += (c.up_kernel_size - 1) * rate + rate  # interpolation spans one more sample
+            field += (c.up_kernel_size - 1) * rate
         return field
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,6 +91,6 @@ class WaveUNet(SeparationModel):
             h = h[..., ::2]  # (batch, width, time / 2**(level + 1))
         features = h = self.bottleneck(h, cond)
         for block, skip in zip(self.up, reversed(skips)):
-            h = nn.functional.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=True)
+            h = nn.functional.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=False)
             h = block(torch.cat([h, skip], dim=1), cond)
         return self.output(torch.cat([h, x], dim=1)), features

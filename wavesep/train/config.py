@@ -104,8 +104,13 @@ class Config:
                     "training.checkpoint_every", "training.log_every", "training.max_bad_steps"):
             if _get(self, key) <= 0:
                 raise ValueError(f"config: {key} must be positive, got {_get(self, key)}")
-        if len(o.betas) != 2:
-            raise ValueError(f"config: optim.betas must be two numbers, got {o.betas}")
+        for key in ("optim.grad_clip", "optim.warmup_steps", "optim.weight_decay", "training.presence_weight",
+                    "data.workers", "training.audio_examples"):
+            if _get(self, key) < 0:
+                raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")
+        if len(o.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                        for b in o.betas):
+            raise ValueError(f"config: optim.betas must be two numbers in [0, 1), got {o.betas}")
         try:
             model_config(m.name, m.args)
             LossMix(t.losses)

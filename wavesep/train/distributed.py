@@ -42,6 +42,14 @@ class Process:
         torch.distributed.all_gather_object(values, value)
         return all(v == values[0] for v in values)
 
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds in every process."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+        return bool(value.item() == 1.0)
+
     def gather(self, item) -> list:
         """``item`` of every process, in rank order."""
         if not self.distributed:

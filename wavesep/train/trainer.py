@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class RunResult:
     best_score: float  # best mean validation SI-SDR (dB)
     best_step: int | None
     last_loss: float
+    main: bool = True  # the process that reports (rank 0)
 
 
 def model_spec(config: Config) -> ModelSpec:
@@ -113,7 +115,9 @@ class Trainer:
         self.optimizer = optimizer(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
         cuda = process.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        # bfloat16 where the GPU has it natively (not emulated); else float16 with loss scaling
+        native_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+        self.amp_dtype = torch.bfloat16 if native_bf16 else torch.float16
         self.amp = t.amp and cuda
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.loss = LossMix(t.losses)
@@ -145,19 +149,23 @@ class Trainer:
             raise ValueError(f"{self.run_dir}: already holds a run; continue it with --resume {self.run_dir} "
                              f"or choose another --run-dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:  # what a run that died before its first checkpoint left
+            (self.run_dir / LOG).unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
         (self.run_dir / CONFIG_FILE).write_text(self.config.to_yaml())
 
     def _training_state(self) -> dict:
         state = {
             "step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "data": self.process.gather(self.batches.state_dict()),
-            "rng": torch.get_rng_state(), "generator": self.process.gather(self.generator.get_state()),
+            "rng": self.process.gather(torch.get_rng_state()),
+            "generator": self.process.gather(self.generator.get_state()),
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
             "hardware": _hardware(self.process), "world_size": self.process.world_size,
             "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
         if self.process.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.process.device)
+            state["cuda_rng"] = self.process.gather(torch.cuda.get_rng_state(self.process.device))
         return state
 
     def _save(self, name: str, training: dict):
@@ -165,16 +173,17 @@ class Trainer:
 
     def _load(self, path: Path):
         payload = read_checkpoint(path, map_location=self.process.device)
-        state = payload["training"]
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        try:
+            state = payload["training"]
+            self.model.load_state_dict(payload["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ValueError(f"{path}: cannot resume from it with this config ({reason})") from None
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
-        torch.set_rng_state(state["rng"].cpu())
-        if "cuda_rng" in state and self.process.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.process.device)
         rank = self.process.rank
         if state["world_size"] == self.process.world_size:
             self.batches.load_state_dict(state["data"][rank])
@@ -186,6 +195,21 @@ class Trainer:
             if "batches" in data:
                 data["batches"] = 0
             self.batches.load_state_dict(data)
+        # After the data stream, whose new DataLoader iterator draws from the global generator.
+        own = rank if state["world_size"] == self.process.world_size else 0
+        torch.set_rng_state(state["rng"][own].cpu())
+        if "cuda_rng" in state and self.process.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"][own].cpu(), self.process.device)
+        if self.process.main:
+            self._trim_log()
+
+    def _trim_log(self):
+        """Drop log records of steps after the checkpoint: the resumed run writes them again."""
+        path = self.run_dir / LOG
+        if path.exists():
+            lines = path.read_text().splitlines()
+            kept = [line for line in lines if json.loads(line).get("step", 0) <= self.step]
+            path.write_text("".join(line + "\n" for line in kept))
 
     def _log(self, record: dict):
         if self.process.main:
@@ -213,6 +237,7 @@ class Trainer:
         # Gradients are averaged across processes, so a bad loss anywhere makes them non-finite
         # everywhere: every process skips the same steps. (A float16 overflow is the scaler's job.)
         finite = math.isfinite(value) and (self.scaler.is_enabled() or bool(torch.isfinite(grad_norm)))
+        finite = self.process.all_true(finite)  # every process must take the same branch (collectives follow)
         if finite:
             self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -248,10 +273,11 @@ class Trainer:
                     bar.write(f"step {self.step}: non-finite loss ({loss}); step skipped "
                               f"({bad_in_a_row} in a row, the limit is {t.max_bad_steps})")
                     if bad_in_a_row >= t.max_bad_steps:
+                        left = (f"The last good checkpoint is step {last_saved} in {self.run_dir / LAST}"
+                                if (self.run_dir / LAST).exists() else "No checkpoint was written yet")
                         raise TrainingStopped(
                             f"{bad_in_a_row} non-finite losses in a row (steps {self.step - bad_in_a_row + 1}-"
-                            f"{self.step}): stopped. The last good checkpoint is step {last_saved} in "
-                            f"{self.run_dir / LAST}; lower optim.lr or set optim.grad_clip before resuming")
+                            f"{self.step}): stopped. {left}; lower optim.lr or set optim.grad_clip")
                 # During a run of bad steps, periodic validation and checkpoints wait for a good one.
                 final = self.step == steps
                 if final or (applied and self.step % t.valid_every == 0):
@@ -274,7 +300,7 @@ class Trainer:
         in_sync = self.process.all_equal(sum(float(p.detach().double().sum()) for p in self.model.parameters()))
         self._log({"step": self.step, "done": True, "world_size": self.process.world_size,
                    "ranks_in_sync": in_sync, "best_score": self.best_score, "best_step": self.best_step})
-        return RunResult(self.run_dir, self.step, self.best_score, self.best_step, loss)
+        return RunResult(self.run_dir, self.step, self.best_score, self.best_step, loss, self.process.main)
 
     def _log_train(self, loss: float, parts: dict, speed: float):
         lr = self.optimizer.param_groups[0]["lr"]
