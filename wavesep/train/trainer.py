@@ -104,6 +104,9 @@ class Trainer:
                  progress: bool = True):
         self.config, self.run_dir, self.process, self.progress = config, Path(run_dir), process, progress
         t = config.training
+        if not resume and (self.run_dir / LAST).exists():  # every process raises, none waits for the others
+            raise ValueError(f"{self.run_dir}: already holds a run; continue it with --resume {self.run_dir} "
+                             f"or choose another --run-dir")
         if process.main:
             self._prepare_run_dir(resume)
         process.barrier()
@@ -145,9 +148,6 @@ class Trainer:
 
     # -- run directory and checkpoints ---------------------------------------------------------
     def _prepare_run_dir(self, resume: bool):
-        if not resume and (self.run_dir / LAST).exists():
-            raise ValueError(f"{self.run_dir}: already holds a run; continue it with --resume {self.run_dir} "
-                             f"or choose another --run-dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:  # what a run that died before its first checkpoint left
             (self.run_dir / LOG).unlink(missing_ok=True)
