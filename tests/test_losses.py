@@ -124,3 +124,10 @@ def test_loss_mix_weights_and_options():
         LossMix({"difference": {"alpha": "x"}})
     with pytest.raises(ValueError, match="fft_sizes must be a list of positive integers"):
         LossMix({"multires_stft": {"fft_sizes": [512, "big"]}})
+
+
+def test_the_si_sdr_loss_keeps_a_gradient_on_a_nearly_silent_estimate():
+    reference = torch.sin(torch.arange(1000.0))[None, None, None]
+    estimate = (1e-7 * torch.cos(torch.arange(1000.0) * 3))[None, None, None].requires_grad_()
+    neg_si_sdr(estimate, reference).backward()
+    assert estimate.grad.abs().max() > 0

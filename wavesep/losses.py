@@ -72,11 +72,13 @@ def difference(estimate: torch.Tensor, reference: torch.Tensor, alpha: float = 0
     return diagonal - alpha * off.mean()
 
 
-def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS, floor: bool = True) -> torch.Tensor:
     """Scale-invariant SDR in dB per (..., time) signal, without mean removal: ``(...)``.
 
-    A playing reference scores ``10 log10(|target|^2 / |noise|^2)``, clamped to [-100, 100] dB; an
-    estimate 100 dB or more below it counts as silent and scores -100 dB, not 0. A silent reference (energy <= ``eps``) has no
+    A playing reference scores ``10 log10(|target|^2 / |noise|^2)``. As a metric (``floor``), that is
+    clamped to [-100, 100] dB, and an estimate 100 dB or more below its reference counts as silent
+    and scores -100 dB, not 0. As a loss (``floor=False``) nothing is clamped, so the gradient
+    never vanishes on a nearly silent estimate. A silent reference (energy <= ``eps``) has no
     SI-SDR; it scores ``10 log10(eps / (|estimate|^2 + eps))``: 0 dB for a silent estimate, less
     the louder the estimate, so a model trained on it learns silence for absent sources.
     """
@@ -88,17 +90,17 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS) ->
     tiny = torch.finfo(torch.float32).tiny
     playing = 10 * torch.log10((target.square().sum(-1) + tiny) / (noise.square().sum(-1) + tiny))
     estimate_energy = estimate.square().sum(-1)
-    # An estimate 100 dB or more below its reference is silence, whatever its direction.
-    muted = estimate_energy <= 1e-10 * energy.squeeze(-1)
-    playing = torch.where(muted, torch.full_like(playing, -100.0), playing.clamp(-100.0, 100.0))
+    if floor:
+        muted = estimate_energy <= 1e-10 * energy.squeeze(-1)
+        playing = torch.where(muted, torch.full_like(playing, -100.0), playing.clamp(-100.0, 100.0))
     quiet = 10 * torch.log10(eps / (estimate_energy + eps))
     return torch.where(silent, quiet, playing)
 
 
 def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Minus the mean SI-SDR over batch, sources and channels."""
+    """Minus the mean SI-SDR over batch, sources and channels (unclamped: see :func:`si_sdr`)."""
     _check(estimate, reference)
-    return -si_sdr(estimate.float(), reference.float()).mean()
+    return -si_sdr(estimate.float(), reference.float(), floor=False).mean()
 
 
 def multires_stft(estimate: torch.Tensor, reference: torch.Tensor,
