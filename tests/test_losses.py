@@ -131,3 +131,14 @@ def test_the_si_sdr_loss_keeps_a_gradient_on_a_nearly_silent_estimate():
     estimate = (1e-7 * torch.cos(torch.arange(1000.0) * 3))[None, None, None].requires_grad_()
     neg_si_sdr(estimate, reference).backward()
     assert estimate.grad.abs().max() > 0
+
+
+def test_the_si_sdr_loss_charges_leakage_into_an_absent_stem_relative_to_the_mixture():
+    playing = torch.sin(torch.arange(1000.0))
+    reference = torch.stack([playing, torch.zeros(1000)])[None, :, None]  # (1, 2 sources, 1, 1000)
+    leak = 10 ** (-30 / 20) * playing  # 30 dB below the mixture, in the absent stem
+    estimate = torch.stack([playing + 0.1 * torch.cos(torch.arange(1000.0) * 3), leak])[None, :, None]
+    clean = torch.stack([estimate[0, 0, 0], torch.zeros(1000)])[None, :, None]
+    playing_score = float(si_sdr(estimate[0, 0, 0], playing))
+    assert float(neg_si_sdr(clean, reference)) == pytest.approx(-playing_score / 2, abs=1e-4)
+    assert float(neg_si_sdr(estimate, reference)) == pytest.approx((-playing_score + 10 * math.log10(2)) / 2, abs=1e-3)
