@@ -56,16 +56,18 @@ class ValidScores:
     counted: dict[str, int] = field(default_factory=dict)
     presence_accuracy: float | None = None
 
-    @property
-    def mean_si_sdr(self) -> float:
+    def _mean(self, scores: dict[str, float | None]) -> float:
         """Mean over the stems that played at least once; -inf when none did."""
-        values = [self.si_sdr[s] for s in self.sources if self.counted.get(s)]
+        values = [scores[s] for s in self.sources if self.counted.get(s)]
         return sum(values) / len(values) if values else float("-inf")
 
     @property
+    def mean_si_sdr(self) -> float:
+        return self._mean(self.si_sdr)
+
+    @property
     def mean_si_sdri(self) -> float:
-        values = [self.si_sdri[s] for s in self.sources if self.counted.get(s)]
-        return sum(values) / len(values) if values else float("-inf")
+        return self._mean(self.si_sdri)
 
     def as_dict(self) -> dict:
         return {"si_sdr": self.si_sdr, "si_sdri": self.si_sdri, "counted": self.counted,
@@ -75,9 +77,10 @@ class ValidScores:
 
 @torch.no_grad()
 def validate(model: SeparationModel, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
-             device: torch.device, batch_size: int = 4) -> tuple[ValidScores, list[torch.Tensor]]:
-    """Score ``model`` on ``(mixture, stems)`` chunks; also return the estimates of the first batch
-    (for listening). Chunks shaped (channels, time) and (sources, channels, time)."""
+             device: torch.device, batch_size: int = 4) -> tuple[ValidScores, torch.Tensor | None]:
+    """Score ``model`` on ``(mixture, stems)`` chunks; also return the estimates of the first batch,
+    (batch, sources, channels, time), for listening. Chunks are (channels, time) and (sources,
+    channels, time)."""
     spec = model.spec
     was_training = model.training
     model.eval()
