@@ -95,7 +95,6 @@ def train_throughput(model: SeparationModel, args) -> dict:
     batch = random_batch(batch_size, segment_samples, n_sources, args.device)
     step_s = [timed(lambda: train_step(model, optimizer, *batch, args), args.device) for _ in range(args.steps)]
     median_step_s = statistics.median(step_s)
-    del optimizer, batch
     return {"audio_per_wall": batch_size * args.train_segment / median_step_s, "step_s": median_step_s,
             "batch": batch_size, "warmup_s": warmup_s}
 

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from wavesep.cli import main
 from wavesep.losses import LossMix
-from wavesep.train import TrainingStopped, load_config, load_model, train
+from wavesep.train import load_config, load_model, train
 from wavesep.train.checkpoint import read_checkpoint
 from wavesep.train.trainer import Trainer
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from wavesep.typed import is_number
+
 EPS = 1e-8
 
 
@@ -143,10 +145,6 @@ def loss_options(name: str) -> dict:
     return {p.name: p.default for p in parameters}
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_option(loss: str, key: str, value, default):
     """An option must have its default's type: a number, an integer, or a list of integers."""
     if isinstance(default, tuple):
@@ -155,7 +153,7 @@ def _check_option(loss: str, key: str, value, default):
     elif isinstance(default, int):
         ok, expected = isinstance(value, int) and not isinstance(value, bool) and value > 0, "a positive integer"
     else:
-        ok, expected = _is_number(value), "a number"
+        ok, expected = is_number(value), "a number"
     if not ok:
         raise ValueError(f"loss {loss!r}: {key} must be {expected}, got {value!r}")
 
@@ -182,7 +180,7 @@ class LossMix:
                                  f"(it takes: {', '.join(options) or 'none'})")
             for key, value in settings.items():
                 _check_option(name, key, value, options[key])
-            if not _is_number(weight) or weight < 0:
+            if not is_number(weight) or weight < 0:
                 raise ValueError(f"loss {name!r}: weight must be a number >= 0, got {weight!r}")
             self.terms.append((name, float(weight), settings))
 

@@ -21,24 +21,11 @@ from wavesep.models.conv import ConvSeparator
 from wavesep.models.latent import LatentWaveNet
 from wavesep.models.wavenet import WaveNetSeparator
 from wavesep.models.waveunet import WaveUNet
+from wavesep.typed import typed
 
 MODELS: dict[str, type[SeparationModel]] = {
     cls.name: cls for cls in (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet)
 }
-
-
-def _coerce(value, hint, where: str):
-    """``value`` as the config field's type: YAML gives lists for tuples and ints for floats."""
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(v, typing.get_args(hint)[0], where) for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, bool, str) and (type(value) is not hint):
-        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
-    return value
 
 
 def model_config(name: str, args: dict | None = None):
@@ -53,7 +40,7 @@ def model_config(name: str, args: dict | None = None):
     if unknown:
         raise ValueError(f"unknown key(s) for model {name!r}: {', '.join(sorted(unknown))} "
                          f"(known: {', '.join(sorted(fields))})")
-    return cls(**{key: _coerce(value, hints[key], f"model {name!r} {key}") for key, value in args.items()})
+    return cls(**{key: typed(value, hints[key], f"model {name!r} {key}") for key, value in args.items()})
 
 
 def build_model(name: str, spec: ModelSpec, args: dict | None = None) -> SeparationModel:

@@ -19,6 +19,7 @@ from wavesep.instruments import get_stem_set
 from wavesep.losses import LossMix
 from wavesep.models import model_config
 from wavesep.models.base import INFORMED_BY, SETTINGS
+from wavesep.typed import is_number, typed
 
 
 @dataclass
@@ -108,8 +109,7 @@ class Config:
                     "data.workers", "training.audio_examples"):
             if _get(self, key) < 0:
                 raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")
-        if len(o.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
-                                        for b in o.betas):
+        if len(o.betas) != 2 or not all(is_number(b) and 0 <= b < 1 for b in o.betas):
             raise ValueError(f"config: optim.betas must be two numbers in [0, 1), got {o.betas}")
         try:
             model_config(m.name, m.args)
@@ -137,16 +137,6 @@ def _get(config, key: str):
     return config
 
 
-def _typed(value, hint, key: str):
-    """``value`` checked against a field's type (ints are accepted for floats)."""
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    expected = typing.get_origin(hint) or hint
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ValueError(f"config: {key} must be {expected.__name__}, got {value!r}")
-    return value
-
-
 def _build(cls, data, prefix: str):
     if not isinstance(data, dict):
         raise ValueError(f"config: {prefix or 'the config'} must be a mapping, got {data!r}")
@@ -162,7 +152,7 @@ def _build(cls, data, prefix: str):
         if dataclasses.is_dataclass(hints[key]):
             values[key] = _build(hints[key], value, path)
         else:
-            values[key] = _typed(value, hints[key], path)
+            values[key] = typed(value, hints[key], f"config: {path}")
     return cls(**values)
 
 

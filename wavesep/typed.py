@@ -1,0 +1,25 @@
+"""Checking plain (YAML) values against dataclass field types, for the strict config loaders."""
+
+from __future__ import annotations
+
+import typing
+
+
+def is_number(value) -> bool:
+    """An int or a float, not a bool (YAML's true is an int to Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def typed(value, hint, where: str):
+    """``value`` as a field of type ``hint``: ints are taken for floats and lists for tuples;
+    anything else of the wrong type is a ValueError that says ``where``."""
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        return tuple(typed(item, typing.get_args(hint)[0], where) for item in value)
+    if hint is float and is_number(value):
+        return float(value)
+    expected = typing.get_origin(hint) or hint
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ValueError(f"{where} must be {expected.__name__}, got {value!r}")
+    return value
