@@ -10,7 +10,8 @@ VENV=${VENV:-.venv}
 # libfluidsynth3: the synthesizer library wavesep renders with.
 # fluid-soundfont-gm: FluidR3_GM.sf2, the default SoundFont.
 # fluidsynth: the command-line tool, used only by bench/render.py as the naive peer.
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm fluidsynth)
+# chromium: the headless browser tests/test_report.py opens the samples page in (driven by playwright).
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm fluidsynth chromium)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -86,7 +86,65 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     _add_train(commands)
+    _add_separate(commands)
     return parser
+
+
+def _csv(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return items
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _add_separate(commands):
+    separate = commands.add_parser(
+        "separate", help="separate audio files into stems",
+        description="Separate audio files (WAV, FLAC, OGG, MP3; any sample rate; mono or stereo) into one "
+                    "file per stem, of the input's length, sample rate and channels. Long files are "
+                    "separated in overlapping segments with cross-fades, in bounded memory. Files already "
+                    "separated are skipped unless --force. A file that fails is reported and the others "
+                    "still go through; the exit status is then 1.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="clipping (--clip):\n"
+               "  rescale  if any stem peaks above full scale, every stem of the track gets one common\n"
+               "           gain that brings the loudest peak to 0.999 (stems keep their balance and\n"
+               "           still sum to the scaled input). The default.\n"
+               "  clamp    samples beyond full scale are cut at +-1.\n"
+               "  none     samples are written as computed: with a model that has an `other` stem, the\n"
+               "           stems then sum to the input within float error. Use --bits float to keep\n"
+               "           samples beyond full scale; integer formats cannot hold them (they are cut).",
+    )
+    separate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders of them")
+    separate.add_argument("-m", "--model", help="a registered model name, a .safetensors file or a training "
+                                                "checkpoint (default: default)")
+    separate.add_argument("-o", "--out", type=Path, default=Path("separated"), help="output folder (default separated)")
+    separate.add_argument("--stems", type=_csv, metavar="S,S,...", help="write only these stems, e.g. drums,bass")
+    separate.add_argument("--instruments", type=_csv, metavar="I,I,...",
+                          help="informed models: what plays (stem, GM instrument or family names), e.g. flute,trumpet")
+    separate.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    separate.add_argument("--segment", type=float, metavar="SECONDS", help="segment length (default 10 s)")
+    separate.add_argument("--overlap", type=_fraction, default=0.25, metavar="FRACTION",
+                          help="fraction of a segment shared with the next, cross-faded (default 0.25)")
+    separate.add_argument("--format", choices=["wav", "flac"], default="wav", help="output format (default wav)")
+    separate.add_argument("--bits", choices=["16", "24", "32", "float"], default="float",
+                          help="integer bits or 32-bit float (default float; FLAC: 16 or 24)")
+    separate.add_argument("--clip", choices=["rescale", "clamp", "none"], default="rescale",
+                          help="what to do with samples beyond full scale (see below; default rescale)")
+    separate.add_argument("--filename", default="{track}/{stem}.{ext}", metavar="TEMPLATE",
+                          help="output path under --out, from {track}, {stem}, {ext} (default {track}/{stem}.{ext})")
+    separate.add_argument("--threshold", type=_fraction, default=0.5,
+                          help="blind models: presence probability to keep a stem (default 0.5)")
+    separate.add_argument("--force", action="store_true", help="separate again files already separated")
+    separate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    separate.set_defaults(func=cmd_separate)
 
 
 def _add_train(commands):
@@ -211,6 +269,53 @@ def cmd_demo(args) -> int:
     if example is not None:
         print(f"listen: {example} and the stems beside it in {example.parent / 'stems'}")
     return 1 if summary.failed else 0
+
+
+def cmd_separate(args) -> int:
+    from tqdm import tqdm
+
+    from wavesep.audio import BadAudio, all_audio_files, open_audio, subtype
+    from wavesep.separate import Separator
+
+    subtype(args.format, args.bits)
+    separator = Separator(args.model, device=args.device, segment_s=args.segment, overlap=args.overlap,
+                          stems=args.stems, instruments=args.instruments, threshold=args.threshold)
+    files = all_audio_files(args.paths)
+    if not files:
+        raise ValueError(f"no audio files in {', '.join(map(str, args.paths))}")
+    total_s = 0.0
+    for path in files:  # for the progress bar only; unreadable files fail properly below
+        try:
+            total_s += open_audio(path).duration_s
+        except BadAudio:
+            pass
+    failed = separated = skipped = 0
+    with tqdm(total=round(total_s, 1), unit="s", unit_scale=True, desc="separate", disable=args.no_progress,
+              bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+        for path in files:
+            try:
+                result = separator.separate_file(path, args.out, args.filename, args.format, args.bits, args.clip,
+                                                 args.force, progress=lambda seconds: bar.update(seconds))
+            except (ValueError, OSError, RuntimeError, soundfile_error()) as error:  # this file only
+                failed += 1
+                tqdm.write(f"wavesep: error: {error}", file=sys.stderr)
+                continue
+            if result.status == "skipped":
+                skipped += 1
+                continue
+            separated += 1
+            if result.detections is not None:
+                found = ", ".join(f"{stem} {p:.2f}" for stem, p in result.detections.items())
+                tqdm.write(f"{path}: detected {found}")
+    print(f"separated {separated} file(s) into {args.out}" + (f", skipped {skipped} already done" if skipped else "")
+          + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def soundfile_error() -> type:
+    import soundfile
+
+    return soundfile.LibsndfileError
 
 
 def cmd_train(args) -> int:
