@@ -11,7 +11,8 @@ VENV=${VENV:-.venv}
 # fluid-soundfont-gm: FluidR3_GM.sf2, the default SoundFont.
 # fluidsynth: the command-line tool, used only by bench/render.py as the naive peer.
 # chromium: the headless browser tests/test_report.py opens the samples page in (driven by playwright).
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm fluidsynth chromium)
+# ffmpeg: only so tests/test_metrics.py can import museval (its musdb/stempeg imports fail without it).
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm fluidsynth chromium ffmpeg)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

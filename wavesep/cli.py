@@ -78,16 +78,46 @@ def build_parser() -> argparse.ArgumentParser:
     instruments.add_argument("--stem-set", help="show one stem set (a built-in name or a YAML file)")
     instruments.set_defaults(func=cmd_instruments)
 
-    demo = commands.add_parser("demo", help="generate songs, render them, and print what was made")
+    demo = commands.add_parser(
+        "demo", help="the whole path: generate songs, render, separate, evaluate, write a listening page")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--songs", type=_positive_int, default=6)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--songs", type=_positive_int, default=4)
+    demo.add_argument("-m", "--model", default="default", help="the separator (default: default, the shipped model)")
+    demo.add_argument("--seed", type=int, default=2026, help="song seed; the shipped model never trained on 2026's songs")
     demo.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     demo.set_defaults(func=cmd_demo)
 
     _add_train(commands)
     _add_separate(commands)
+    _add_evaluate(commands)
     return parser
+
+
+def _add_evaluate(commands):
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on a rendered test set (SI-SDR, SI-SDRi, BSS Eval v4)",
+        description="Separate every song of a rendered split and score the stems: SI-SDR and its improvement "
+                    "over the mixture, and BSS Eval v4 SDR/SIR/SAR/ISR (median over 1 s frames), per song and "
+                    "stem; mean and median per stem. The mixture as estimate (the floor) and the oracle ideal "
+                    "ratio mask (the ceiling of masking) are scored in the same table.",
+    )
+    samples = commands.add_parser(
+        "samples", help="write a listening page: mixtures, references and estimates with scores",
+    )
+    for command in (evaluate, samples):
+        command.add_argument("-m", "--model", help="a registered name, .safetensors or checkpoint (default: default)")
+        command.add_argument("--data", required=True, type=Path, help="a rendered split, e.g. DATASET/test")
+        command.add_argument("--stems", metavar="SET", help="the model's stem set (default: found from its stems)")
+        command.add_argument("--songs", type=_positive_int, help="only the first N songs")
+        command.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", type=Path, default=Path("results.json"),
+                          help="results as JSON; the same name with .md gets the Markdown table (default results.json)")
+    evaluate.add_argument("--no-bss", action="store_true", help="SI-SDR only (BSS Eval takes ~1 s per song-minute)")
+    evaluate.set_defaults(func=cmd_evaluate)
+    samples.add_argument("--out", type=Path, required=True, help="folder of the page (index.html inside)")
+    samples.add_argument("--excerpt", type=float, default=20.0, metavar="SECONDS",
+                         help="seconds of each song on the page, from its middle (default 20)")
+    samples.set_defaults(func=cmd_samples)
 
 
 def _csv(text: str) -> list[str]:
@@ -253,21 +283,36 @@ def _ranges(programs: list[int]) -> str:
 
 
 def cmd_demo(args) -> int:
+    """The whole path on embedded defaults: songs, stems, separation, scores, a listening page."""
     from wavesep.midi.generate import generate_songs
     from wavesep.synth.batch import render_dataset
     from wavesep.synth.render import RenderSettings
 
     midi_dir, dataset = args.out / "midi", args.out / "dataset"
     paths = generate_songs(midi_dir, args.songs, args.seed)
-    print(f"1/2 generated {len(paths)} songs in {midi_dir}")
+    print(f"1/5 generated {len(paths)} songs in {midi_dir}")
     summary = render_dataset(midi_dir, dataset, None, RenderSettings(), workers=args.workers)
-    print(f"2/2 rendered into {dataset}\n{summary.text()}")
-    from wavesep.data.dataset import describe_dataset  # imports torch: after the workers are forked
+    print(f"2/5 rendered into {dataset}\n{summary.text()}")
+    # torch is imported only now, after the render workers are started.
+    from wavesep.evaluate import evaluate, markdown_table, write_results, write_samples
+    from wavesep.separate import Separator
 
-    print(describe_dataset(dataset))
-    example = next(dataset.glob("*/*/mix.flac"), None)
-    if example is not None:
-        print(f"listen: {example} and the stems beside it in {example.parent / 'stems'}")
+    separator = Separator(args.model)
+    splits = sorted(p for p in dataset.iterdir() if p.is_dir())  # songs the model never trained on, all splits
+    mixtures = sorted(dataset.glob("*/*/mix.flac"))
+    if not mixtures:
+        raise ValueError(f"{dataset}: no song rendered")
+    separated = args.out / "separated"
+    for mix in mixtures[:2]:
+        separator.separate_file(mix, separated, template=f"{mix.parent.name}/{{stem}}.{{ext}}", force=True)
+    print(f"3/5 separated {min(2, len(mixtures))} mixtures with model {args.model!r} into {separated} "
+          f"(stems: {', '.join(separator.stems)})")
+    results = evaluate(separator, splits, bss=True)
+    json_path, markdown_path = write_results(results, args.out / "results.json")
+    print(f"4/5 scored {len(results['songs'])} songs (mean (median) over songs, dB):\n{markdown_table(results)}\n"
+          f"{results['definitions']}\nwrote {json_path} and {markdown_path}")
+    index = write_samples(separator, splits, args.out / "samples", max_songs=len(mixtures))
+    print(f"5/5 wrote the listening page: open {index.resolve().as_uri()}")
     return 1 if summary.failed else 0
 
 
@@ -310,6 +355,33 @@ def cmd_separate(args) -> int:
     print(f"separated {separated} file(s) into {args.out}" + (f", skipped {skipped} already done" if skipped else "")
           + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from wavesep.evaluate import evaluate, markdown_table, write_results
+    from wavesep.separate import Separator
+
+    separator = Separator(args.model, device=args.device)
+    with tqdm(desc="evaluate", unit="song") as bar:
+        results = evaluate(separator, args.data, args.stems, args.songs, bss=not args.no_bss,
+                           progress=lambda name: bar.update(1))
+    json_path, markdown_path = write_results(results, args.out)
+    print(markdown_table(results))
+    print(f"\n{results['definitions']}\nEach cell: mean (median) over songs, dB.")
+    print(f"wrote {json_path} and {markdown_path}")
+    return 0
+
+
+def cmd_samples(args) -> int:
+    from wavesep.evaluate import write_samples
+    from wavesep.separate import Separator
+
+    separator = Separator(args.model, device=args.device)
+    index = write_samples(separator, args.data, args.out, args.stems, args.songs or 4, args.excerpt)
+    print(f"wrote the listening page: open {index.resolve().as_uri()}")
+    return 0
 
 
 def soundfile_error() -> type:
