@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_separate(commands)
     _add_evaluate(commands)
+    export = commands.add_parser("export", help="write a checkpoint's model as .safetensors weights (and ship it)")
+    export.add_argument("checkpoint", type=Path, help="a training checkpoint, e.g. runs/NAME/best.pt")
+    export.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    export.add_argument("--register", metavar="NAME",
+                        help="also ship it inside the package as model NAME (copied to wavesep/weights)")
+    export.add_argument("--description", default="", help="one line for `wavesep models` (with --register)")
+    export.set_defaults(func=cmd_export)
+    models = commands.add_parser("models", help="list the registered models")
+    models.set_defaults(func=cmd_models)
     return parser
 
 
@@ -381,6 +390,25 @@ def cmd_samples(args) -> int:
     separator = Separator(args.model, device=args.device)
     index = write_samples(separator, args.data, args.out, args.stems, args.songs or 4, args.excerpt)
     print(f"wrote the listening page: open {index.resolve().as_uri()}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from wavesep.pretrained import export_checkpoint, register
+
+    digest, info = export_checkpoint(args.checkpoint, args.out)
+    size_mb = args.out.stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.1f} MB, sha256 {digest[:16]}…, step {info.get('step')})")
+    if args.register:
+        print(f"registered as {args.register!r}: {register(args.register, args.out, args.description)}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from wavesep.pretrained import registered_models
+
+    for name, description in registered_models().items():
+        print(f"{name:16} {description}")
     return 0
 
 

@@ -123,3 +123,40 @@ def load_any(name_or_path: str | Path) -> SeparationModel:
         raise ValueError(f"{path}: model file not found")
     raise ValueError(f"unknown model {text!r}: not a file, and not one of the registered models "
                      f"({', '.join(registered_models())})")
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[str, dict]:
+    """Write a training checkpoint's model as a ``.safetensors`` weights file, with what it was
+    trained on (config, steps, time, hardware, best validation scores) in its metadata; returns the
+    file's SHA-256 and that information."""
+    from wavesep.train.checkpoint import model_from_checkpoint, read_checkpoint
+
+    payload = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload, checkpoint)
+    training = payload.get("training", {})
+    info = {"config": payload.get("config"), "versions": payload.get("versions")}
+    for key in ("step", "valid", "elapsed_s", "hardware", "world_size", "examples", "best_score", "best_step"):
+        if key in training:
+            info[key] = training[key]
+    return save_weights(model, out, info), info
+
+
+def register(name: str, weights: str | Path, description: str) -> Path:
+    """Ship ``weights`` inside the package as model ``name``: copied to ``wavesep/weights`` and
+    listed in the manifest with its SHA-256."""
+    import shutil
+
+    if name == TINY:
+        raise ValueError(f"{TINY!r} is built in; choose another name")
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    target = WEIGHTS_DIR / f"{name}.safetensors"
+    load_weights(weights)  # refuse a file that does not load
+    if Path(weights).resolve() != target.resolve():
+        shutil.copyfile(weights, target)
+    manifest = _manifest()
+    manifest[name] = {"file": target.name, "sha256": sha256(target), "bytes": target.stat().st_size,
+                      "description": description}
+    tmp = MANIFEST.with_name(".manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    tmp.replace(MANIFEST)
+    return target

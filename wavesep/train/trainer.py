@@ -319,7 +319,8 @@ class Trainer:
             self._write_validation(scores, estimates)
             if scores.mean_si_sdr > self.best_score:
                 self.best_score, self.best_step = scores.mean_si_sdr, self.step
-                self._save(BEST, {"step": self.step, "valid": scores.as_dict()})
+                self._save(BEST, {"step": self.step, "valid": scores.as_dict(), "elapsed_s": self.elapsed_s,
+                                  "hardware": _hardware(self.process), "world_size": self.process.world_size})
         self.process.barrier()
 
     def _write_validation(self, scores, estimates: torch.Tensor):

@@ -1,0 +1,62 @@
+"""Models by name or path: safetensors round trip, hash check, export and registration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import wavesep.pretrained as pretrained
+from wavesep.cli import main
+from wavesep.pretrained import load_any, load_weights, read_weights_info, save_weights, tiny_model
+from wavesep.train.checkpoint import checkpoint_payload, save_atomic
+
+
+def outputs(model, seed=0):
+    x = torch.randn(1, 2, 4000, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model(x).stems
+
+
+def test_tiny_model_is_the_same_everywhere():
+    assert torch.equal(outputs(tiny_model()), outputs(tiny_model()))
+    assert torch.equal(outputs(load_any("tiny-untrained")), outputs(tiny_model()))
+
+
+def test_weights_round_trip_with_their_info(tmp_path):
+    path = tmp_path / "m.safetensors"
+    digest = save_weights(tiny_model(), path, {"step": 7})
+    assert torch.equal(outputs(load_weights(path, digest)), outputs(tiny_model()))
+    assert read_weights_info(path) == {"step": 7}
+    assert torch.equal(outputs(load_any(path)), outputs(tiny_model()))
+
+
+def test_a_changed_or_corrupt_file_is_refused_with_one_line(tmp_path):
+    path = tmp_path / "m.safetensors"
+    digest = save_weights(tiny_model(), path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the registered"):
+        load_weights(path, digest)
+    path.write_bytes(bytes(data[:100]))
+    with pytest.raises(ValueError, match="not a wavesep weights file") as error:
+        load_weights(path)
+    assert "\n" not in str(error.value)
+
+
+def test_export_and_register_ship_a_model_by_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(pretrained, "MANIFEST", tmp_path / "weights" / "manifest.json")
+    checkpoint = tmp_path / "best.pt"
+    save_atomic(checkpoint_payload(tiny_model(), {"model": {"name": "latent-wavenet"}}, {"step": 3}), checkpoint)
+    out = tmp_path / "exported.safetensors"
+    assert main(["export", str(checkpoint), "--out", str(out), "--register", "mine", "--description", "a test"]) == 0
+    assert "registered as 'mine'" in capsys.readouterr().out
+    assert torch.equal(outputs(load_any("mine")), outputs(tiny_model()))
+    assert read_weights_info(out)["step"] == 3
+    assert main(["models"]) == 0
+    assert "mine" in capsys.readouterr().out
+    shipped = tmp_path / "weights" / "mine.safetensors"
+    shipped.write_bytes(shipped.read_bytes()[:-4] + b"oops")  # a damaged install
+    with pytest.raises(ValueError, match="mine.safetensors: SHA-256 .* reinstall"):
+        load_any("mine")
