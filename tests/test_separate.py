@@ -334,3 +334,10 @@ def test_help_states_the_clipping_policy(capsys):
         main(["separate", "--help"])
     text = capsys.readouterr().out
     assert "rescale" in text and "sum to the input" in text
+
+
+def test_the_package_exports_the_separator():
+    import wavesep
+    from wavesep.separate import Separator as direct
+
+    assert wavesep.Separator is direct
