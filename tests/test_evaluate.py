@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import torch
 import pytest
 
 from wavesep.cli import main
@@ -59,7 +60,7 @@ def test_evaluate_writes_json_and_markdown_with_both_bounds(corpus, tmp_path, ca
     text = (tmp_path / "results.md").read_text()
     assert "| oracle IRM | drums |" in text and "silent reference" in text
     printed = capsys.readouterr().out
-    assert "| model | mean |" in printed and "silent reference" in printed
+    assert "| model | mean of stems |" in printed and "silent reference" in printed
 
 
 def test_evaluate_refuses_a_stem_set_that_is_not_the_models(corpus, tmp_path, capsys):
@@ -90,3 +91,18 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
         assert step in printed
     assert (out / "results.json").is_file() and (out / "samples" / "index.html").is_file()
     assert any((out / "separated").glob("*/drums.wav"))
+
+
+def test_a_blind_model_is_scored_with_silence_for_what_it_drops(corpus):
+    from wavesep.evaluate import evaluate
+    from wavesep.pretrained import tiny_model
+    from wavesep.models import ModelSpec, build_model
+    from wavesep.separate import Separator
+
+    model = build_model("latent-wavenet", ModelSpec(sources=tuple(STEMS), setting="blind"), {
+        "stride": 16, "window": 32, "basis": 32, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 2})
+    with torch.no_grad():
+        model.presence.linear.bias.fill_(-20.0)  # detects nothing
+    results = evaluate(Separator(model.eval()), corpus["dataset"] / "train", max_songs=1, bss=False)
+    assert all(cell["SI-SDR"]["mean"] == -100.0 for stem, cell in results["summary"]["model"].items())
+    assert tiny_model().spec.setting == "fixed"

@@ -341,3 +341,38 @@ def test_the_package_exports_the_separator():
     from wavesep.separate import Separator as direct
 
     assert wavesep.Separator is direct
+
+
+def test_outputs_never_collide(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        write_audio(tmp_path / "in" / folder / "song.wav", tone(1, 0.3, 44100), 44100)
+    out = tmp_path / "in" / "stems"  # inside the input folder: its files are not inputs next time
+    args = ["separate", str(tmp_path / "in"), "-m", "tiny-untrained", "-o", str(out), "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "b/song.wav: its stems would overwrite those of" in err and "a/song.wav" in err
+    assert main(args) == 1 and "separated 0 file(s)" in capsys.readouterr().out  # a/ skipped, b/ refused again
+    assert main(args[:-1] + ["--filename", "{track}.{ext}"]) == 1
+    assert "it needs {stem}" in capsys.readouterr().err
+
+
+def test_a_request_that_keeps_nothing_is_refused():
+    model = Shares(sources=("drums", "bass", "other"), setting="informed")
+    with pytest.raises(ValueError, match="leave no stem"):
+        Separator(model, stems=["drums"], instruments=["bass"])
+
+
+def test_blind_reruns_follow_the_request(tmp_path, tiny_song):
+    model = Shares(setting="blind")
+    with torch.no_grad():
+        model.presence.linear.weight.zero_()
+        model.presence.linear.bias.copy_(torch.tensor([5.0, 5.0, -5.0]))
+    out = tmp_path / "out"
+    assert Separator(model, stems=["a"]).separate_file(tiny_song, out).status == "separated"
+    assert Separator(model).separate_file(tiny_song, out).status == "separated"  # more stems asked: not skipped
+    assert Separator(model).separate_file(tiny_song, out).status == "skipped"
+    with torch.no_grad():
+        model.presence.linear.bias.copy_(torch.tensor([5.0, -5.0, -5.0]))
+    Separator(model).separate_file(tiny_song, out, force=True)
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["a.wav", "detections.json"]  # b.wav removed

@@ -329,12 +329,14 @@ def cmd_separate(args) -> int:
     from tqdm import tqdm
 
     from wavesep.audio import BadAudio, all_audio_files, open_audio, subtype
-    from wavesep.separate import Separator
+    from wavesep.separate import Separator, stem_path
 
     subtype(args.format, args.bits)
+    stem_path(args.out, args.filename, "track", "stem", args.format)  # a bad template fails before any work
     separator = Separator(args.model, device=args.device, segment_s=args.segment, overlap=args.overlap,
                           stems=args.stems, instruments=args.instruments, threshold=args.threshold)
-    files = all_audio_files(args.paths)
+    out = args.out.resolve()
+    files = [f for f in all_audio_files(args.paths) if out not in f.resolve().parents]  # not our own stems
     if not files:
         raise ValueError(f"no audio files in {', '.join(map(str, args.paths))}")
     total_s = 0.0
@@ -344,15 +346,21 @@ def cmd_separate(args) -> int:
         except BadAudio:
             pass
     failed = separated = skipped = 0
+    destinations: dict[Path, Path] = {}  # the first stem's path -> the input that writes it
     with tqdm(total=round(total_s, 1), unit="s", unit_scale=True, desc="separate", disable=args.no_progress,
               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
         for path in files:
             try:
+                first = stem_path(args.out, args.filename, path.stem, separator.stems[0], args.format)
+                if destinations.setdefault(first, path) != path:
+                    raise ValueError(f"its stems would overwrite those of {destinations[first]} (same name); "
+                                     "separate them in two calls, or put {track} in --filename differently")
                 result = separator.separate_file(path, args.out, args.filename, args.format, args.bits, args.clip,
                                                  args.force, progress=lambda seconds: bar.update(seconds))
             except (ValueError, OSError, RuntimeError, soundfile_error()) as error:  # this file only
                 failed += 1
-                tqdm.write(f"wavesep: error: {error}", file=sys.stderr)
+                message = str(error) if str(path) in str(error) else f"{path}: {error}"
+                tqdm.write(f"wavesep: error: {message}", file=sys.stderr)
                 continue
             if result.status == "skipped":
                 skipped += 1
@@ -378,7 +386,8 @@ def cmd_evaluate(args) -> int:
                            progress=lambda name: bar.update(1))
     json_path, markdown_path = write_results(results, args.out)
     print(markdown_table(results))
-    print(f"\n{results['definitions']}\nEach cell: mean (median) over songs, dB.")
+    print(f"\n{results['definitions']}\nEach cell: mean (median) over songs, dB; the mean-of-stems row: "
+          "the mean (median) of the stems' means.")
     print(f"wrote {json_path} and {markdown_path}")
     return 0
 

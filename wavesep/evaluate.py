@@ -49,23 +49,26 @@ SILENCE_NOTE = (
 
 def ideal_ratio_mask(mixture: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Oracle estimates: each stem's power share ``|S_j|^2 / sum_k |S_k|^2`` of every STFT bin,
-    applied to the mixture and inverted.
+    applied to the mixture and inverted. One stem at a time, in complex64, so memory stays a few
+    STFTs of one channel set whatever the number of stems.
 
     Shape:
         mixture (channels, time), references (stems, channels, time) -> (stems, channels, time).
     """
     length = mixture.shape[-1]
-    window = torch.hann_window(IRM_FFT, dtype=torch.float64)
+    window = torch.hann_window(IRM_FFT)
 
-    def stft(x: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).reshape(-1, length)
-        return torch.stft(x, IRM_FFT, IRM_HOP, window=window, return_complex=True)
+    def stft(x: np.ndarray) -> torch.Tensor:  # (channels, time) -> (channels, bins, frames)
+        return torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), IRM_FFT, IRM_HOP,
+                          window=window, return_complex=True)
 
-    power = stft(references).abs().square().view(references.shape[0], -1, *stft(mixture[:1]).shape[-2:])
-    mask = power / power.sum(dim=0).clamp_min(1e-20)  # (stems, channels, bins, frames)
-    masked = stft(mixture)[None] * mask
-    out = torch.istft(masked.flatten(0, 1), IRM_FFT, IRM_HOP, window=window, length=length)
-    return out.view(references.shape).float().numpy()
+    total = sum(stft(reference).abs().square() for reference in references).clamp_min(1e-20)
+    mix = stft(mixture)
+    out = np.empty(references.shape, np.float32)
+    for index, reference in enumerate(references):
+        masked = mix * (stft(reference).abs().square() / total)
+        out[index] = torch.istft(masked, IRM_FFT, IRM_HOP, window=window, length=length).numpy()
+    return out
 
 
 @dataclass
@@ -91,7 +94,8 @@ def score_song(references: np.ndarray, estimates: np.ndarray, mixture: np.ndarra
         scores[stems[i]]["SI-SDR"] = value
         scores[stems[i]]["SI-SDRi"] = value - si_sdr(mixture, references[i])
     if bss and present:
-        with warnings.catch_warnings():  # the singular-filter caveat is in SILENCE_NOTE, once, not per song
+        # The singular-filter caveat (and its overflows) is stated in SILENCE_NOTE, once, not per song.
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
             warnings.filterwarnings("ignore", message="BSS Eval: the references' Gram matrix", category=RuntimeWarning)
             medians = median_over_frames(bss_eval_v4(references[present], estimates[present], sample_rate))
         for row, i in enumerate(present):
@@ -99,6 +103,19 @@ def score_song(references: np.ndarray, estimates: np.ndarray, mixture: np.ndarra
                 # +-inf (an error or a target of zero energy) is clamped like SI-SDR
                 scores[stems[i]][metric] = float(np.clip(medians[metric][row], -SI_SDR_LIMIT_DB, SI_SDR_LIMIT_DB))
     return scores
+
+
+def model_estimates(separator: Separator, mixture: np.ndarray, sample_rate: int, references: np.ndarray,
+                    stems: list[str]) -> np.ndarray:
+    """The model's estimate of every stem: (stems, channels, time). An informed model is told the
+    stems that play in the song (as in training's validation); a stem a blind model judges absent
+    is a silent estimate."""
+    if separator.model.spec.setting == "informed":
+        playing = [s for s, reference in zip(stems, references) if np.any(reference)] or stems
+        separator = Separator(separator.model, device=str(separator.device), segment_s=separator.segment_s,
+                              overlap=separator.overlap, instruments=playing)
+    separated = separator.separate(mixture, sample_rate)
+    return np.stack([separated.get(s, np.zeros_like(mixture)) for s in stems])
 
 
 def model_stem_set(separator: Separator, stem_set: str | None) -> StemSet:
@@ -131,9 +148,8 @@ def evaluate(separator: Separator, data: str | Path, stem_set: str | None = None
     started = time.perf_counter()
     for song in songs:
         mixture, references = song_audio(song, chosen)
-        separated = separator.separate(mixture, song.sample_rate)
         estimates = {
-            "model": np.stack([separated[s] for s in stems]),
+            "model": model_estimates(separator, mixture, song.sample_rate, references, stems),
             "mixture": np.broadcast_to(mixture, references.shape),
             "oracle IRM": ideal_ratio_mask(mixture, references),
         }
@@ -192,7 +208,8 @@ def markdown_table(results: dict) -> str:
         for stem, row in rows.items():
             n = max((cell["n"] for cell in row.values()), default=0)
             cells = [f"{row[m]['mean']:+.2f} ({row[m]['median']:+.2f})" if m in row else "—" for m in metrics]
-            lines.append(f"| {system} | {stem} | {n if stem != 'mean' else ''} | " + " | ".join(cells) + " |")
+            label = "mean of stems" if stem == "mean" else stem
+            lines.append(f"| {system} | {label} | {n if stem != 'mean' else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -203,7 +220,8 @@ def write_results(results: dict, out: str | Path) -> tuple[Path, Path]:
     markdown = out.with_suffix(".md")
     describe = results["model"]
     text = (f"# wavesep evaluate\n\nModel `{describe['name']}` ({', '.join(results['stems'])}) on "
-            f"`{results['data']}`, {len(results['songs'])} songs. Each cell: mean (median) over songs, dB.\n\n"
+            f"`{results['data']}`, {len(results['songs'])} songs. Each cell: mean (median) over songs, dB; "
+            f"the *mean of stems* row: the mean (median) of the stems' means.\n\n"
             f"{markdown_table(results)}\n\n{results['definitions']}\n")
     for path, content in ((out, json.dumps(results, indent=1, allow_nan=False) + "\n"), (markdown, text)):
         tmp = path.with_name(f".{path.name}.tmp")
@@ -227,8 +245,7 @@ def write_samples(separator: Separator, data: str | Path, out: str | Path, stem_
     page = []
     for song in songs:
         mixture, references = song_audio(song, chosen)
-        separated = separator.separate(mixture, song.sample_rate)
-        estimates = np.stack([separated[s] for s in stems])
+        estimates = model_estimates(separator, mixture, song.sample_rate, references, stems)
         scores = score_song(references, estimates, mixture, song.sample_rate, stems, bss=False)
         start = max(0.0, (song.duration_s - excerpt_s) / 2)
         page.append(SampleSong(

@@ -86,12 +86,16 @@ class OverlapAdd:
             raise ValueError(f"a block is (channels, time), got {tuple(block.shape)}")
         self._input = block if self._input is None else torch.cat([self._input, block], dim=-1)
         end = self._origin + self._input.shape[-1]
+        done = []
         while self._next_start + self.segment <= end:
             self._run(self._next_start, self.segment)
             self._next_start += self.hop
-        # Samples before the next regular segment are final: the shifted last segment, if one
-        # is needed at all, starts at (track length - segment) >= end - segment.
-        return self._release(min(self._next_start, end - self.segment))
+            # Samples before the next regular segment are final: the shifted last segment, if
+            # one is needed at all, starts at (track length - segment) >= end - segment. Released
+            # segment by segment, so a long block never makes the accumulators long.
+            done.append(self._release(min(self._next_start, end - self.segment)))
+        done = [part for part in done if part is not None]
+        return torch.cat(done, dim=-1) if done else None
 
     def finish(self) -> torch.Tensor | None:
         if self._input is None:

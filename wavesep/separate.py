@@ -19,6 +19,7 @@ The path of one track, all in blocks so that memory does not grow with the track
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,10 +41,6 @@ CLIP_POLICIES = ("rescale", "clamp", "none")
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 BLOCK_S = 10.0  # seconds read from a file at a time
 DETECTIONS = "detections"  # the {stem} of a blind model's detection report in the template
-
-
-class Stop(Exception):
-    """Raised by a progress callback to abandon a track."""
 
 
 @dataclass
@@ -88,13 +85,16 @@ def make_request(model: SeparationModel, stems: list[str] | None, instruments: l
         raise ValueError(f"--instruments is for informed models; this model is {setting}")
     if setting != "informed":
         return Request(run=sources, keep=[s for s in sources if not stems or s in stems], condition=None)
+    # informed: what plays is named (default: everything)
     present = stems_for_instruments(model, instruments) if instruments else sources
     keep = [s for s in present if not stems or s in stems]
-    if model.spec.query:
-        return Request(run=keep, keep=keep, condition=None, queries=[sources.index(s) for s in keep])
     if OTHER in sources and OTHER not in present:
         present = present + [OTHER]  # what the named instruments leave goes to other
         keep = keep + ([OTHER] if not stems or OTHER in stems else [])
+    if not keep:
+        raise ValueError(f"--stems {','.join(stems)} and --instruments {','.join(instruments)} leave no stem to write")
+    if model.spec.query:
+        return Request(run=keep, keep=keep, condition=None, queries=[sources.index(s) for s in keep])
     condition = torch.tensor([[float(s in present) for s in sources]])
     return Request(run=sources, keep=keep, condition=condition)
 
@@ -163,9 +163,9 @@ class Track:
         count = (self.n_in - self.n_out) if last else min(available, self.n_in - self.n_out)
         if count <= 0:
             return None
-        if available < count:
-            out = np.concatenate([out if out is not None else np.zeros((self.n_outputs, self.channels, 0), np.float32),
-                                  np.zeros((self.n_outputs, self.channels, count - available), np.float32)], axis=-1)
+        if available < count:  # the resamplers came up a sample or two short: hold the last value
+            out = out if out is not None else np.zeros((self.n_outputs, self.channels, 1), np.float32)
+            out = np.concatenate([out, np.repeat(out[..., -1:], count - available, axis=-1)], axis=-1)
         ready, rest = out[..., :count], out[..., count:]
         self.pending_out = [rest] if rest.shape[-1] else []
         inputs = np.concatenate(self.pending_in, axis=-1)
@@ -199,13 +199,16 @@ class Separator:
             self.model = model.eval()
         else:
             self.model = load_any("default" if model is None else model)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available here")
-        self.model.to(self.device)
+        try:
+            self.device = torch.device(device)
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise RuntimeError("no CUDA device is available here")
+            self.model.to(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device {device!r}: {str(error).splitlines()[0]}") from None
         if segment_s is None:
             segment_s = max(10.0, 4 * self.model.receptive_field / self.model.sample_rate)
-        if not segment_s > 0 or not 0 <= overlap < 1 or not 0 < threshold < 1:
+        if not 0 < segment_s < 24 * 3600 or not 0 <= overlap < 1 or not 0 < threshold < 1:
             raise ValueError(f"need segment_s > 0, 0 <= overlap < 1 and 0 < threshold < 1, got "
                              f"{segment_s}, {overlap}, {threshold}")
         self.segment_s = segment_s
@@ -244,10 +247,10 @@ class Separator:
 
     # -- in memory --------------------------------------------------------------------------
     def separate(self, audio, sample_rate: int | None = None) -> dict:
-        """Stems of ``audio``: a tensor or array ``(channels, time)`` or ``(time,)`` at ``sample_rate``
-        (default: the model's), or a file path. Returns ``{stem: same type and shape}`` (a file
-        gives arrays ``(channels, time)``); ``self.last_detections`` holds a blind model's
-        probabilities."""
+        """Stems of ``audio``: a float tensor or array ``(channels, time)`` or ``(time,)`` at
+        ``sample_rate`` (default: the model's), or a file path. Returns ``{stem: same kind and
+        shape}``, tensors on the CPU (a file gives float32 arrays ``(channels, time)``);
+        ``self.last_detections`` holds a blind model's probabilities."""
         if isinstance(audio, (str, os.PathLike)):
             info = open_audio(audio)
             blocks: Iterable[np.ndarray] = read_blocks(info, round(BLOCK_S * info.sample_rate))
@@ -255,6 +258,8 @@ class Separator:
             return {name: np.concatenate(parts, axis=-1) for name, parts in stems.items()}
         as_tensor = isinstance(audio, torch.Tensor)
         array = audio.detach().cpu().float().numpy() if as_tensor else np.asarray(audio, dtype=np.float32)
+        if not as_tensor and not np.issubdtype(np.asarray(audio).dtype, np.floating):
+            raise ValueError(f"audio must be float samples in [-1, 1], got {np.asarray(audio).dtype}")
         squeeze = array.ndim == 1
         array = array[None] if squeeze else array
         if array.ndim != 2 or array.shape[0] not in (1, 2):
@@ -263,12 +268,15 @@ class Separator:
             raise ValueError("audio has no samples")
         if not np.isfinite(array).all():
             raise ValueError("audio has non-finite samples (NaN or inf)")
-        stems = self._separate_blocks([array], sample_rate or self.sample_rate, array.shape[0])
+        rate = sample_rate or self.sample_rate
+        block = round(BLOCK_S * rate)  # in blocks, as from a file: the same bounded working set
+        blocks = [array[:, i:i + block] for i in range(0, array.shape[-1], block)]
+        stems = self._separate_blocks(blocks, rate, array.shape[0])
         out = {}
         for name, parts in stems.items():
             stem = np.concatenate(parts, axis=-1)
             stem = stem[0] if squeeze else stem
-            out[name] = torch.from_numpy(stem).to(audio.dtype) if as_tensor else stem.astype(array.dtype, copy=False)
+            out[name] = torch.from_numpy(stem).to(audio.dtype) if as_tensor else stem
         return out
 
     def _separate_blocks(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> dict[str, list]:
@@ -314,12 +322,14 @@ class FileResult:
 
 def stem_path(out: Path, template: str, track: str, stem: str, ext: str) -> Path:
     """Where a stem goes: ``out / template`` with {track}, {stem}, {ext} filled in."""
+    if "{stem}" not in template:
+        raise ValueError(f"bad --filename template {template!r}: it needs {{stem}}, or every stem gets one name")
     try:
         relative = template.format(track=track, stem=stem, ext=ext)
-    except (KeyError, IndexError, ValueError) as error:
+    except (KeyError, IndexError, ValueError, AttributeError) as error:
         raise ValueError(f"bad --filename template {template!r}: use {{track}}, {{stem}} and {{ext}} ({error})") from None
     path = Path(relative)
-    if path.is_absolute() or ".." in path.parts:
+    if path.is_absolute() or ".." in path.parts or not path.name:
         raise ValueError(f"bad --filename template {template!r}: it must stay inside the output folder")
     return out / path
 
@@ -350,9 +360,15 @@ class FileJob:
 
     def done(self) -> bool:
         """Already separated: every stem this run would keep is there (for blind models, the
-        detection report, which lists what was kept)."""
+        detection report of a run that asked for the same stems: it lists what was kept)."""
         if self.report is not None:
-            return self.report.is_file()
+            try:
+                report = json.loads(self.report.read_text())
+            except (OSError, ValueError):
+                return False
+            return (report.get("requested") == self.separator.request.keep
+                    and report.get("threshold") == self.separator.threshold
+                    and all(self.targets[s].is_file() for s in report.get("kept", [])))
         return all(self.targets[s].is_file() for s in self.separator.request.keep)
 
     def _hidden(self, path: Path, suffix: str) -> Path:
@@ -364,8 +380,14 @@ class FileJob:
         if not self.force and self.done():
             return FileResult(self.path, "skipped", [])
         info = open_audio(self.path)
+        made = [p for p in {t.parent for t in self.targets.values()} if not p.exists()]
         try:
             return self._separate(info, progress)
+        except BaseException:
+            for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):  # only if this run left it empty
+                    folder.rmdir()
+            raise
         finally:
             for temporary in self.temporaries:
                 temporary.unlink(missing_ok=True)
@@ -373,9 +395,10 @@ class FileJob:
     def _separate(self, info: AudioInfo, progress) -> FileResult:
         separator = self.separator
         run = separator.request.run
+        wanted = separator.request.keep  # the stems written (a blind model may drop some at the end)
         for target in self.targets.values():
             target.parent.mkdir(parents=True, exist_ok=True)
-        floats = {s: self._hidden(self.targets[s], "partial") for s in run}
+        floats = {s: self._hidden(self.targets[s], "partial") for s in wanted}
         writers = {s: soundfile.SoundFile(str(p), "w", info.sample_rate, info.channels, "FLOAT", format="W64")
                    for s, p in floats.items()}
         peak = 0.0
@@ -385,7 +408,8 @@ class FileJob:
             for block, last in _with_last(read_blocks(info, round(BLOCK_S * info.sample_rate))):
                 out = track.push(block, last)
                 if out is not None:
-                    for stem, part in zip(run, out):
+                    out = out[[run.index(stem) for stem in wanted]]
+                    for stem, part in zip(wanted, out):
                         writers[stem].write(part.T)
                     peak = max(peak, float(np.abs(out).max(initial=0.0)))
                     frames += out.shape[-1]
@@ -410,9 +434,11 @@ class FileJob:
             hidden = self._hidden(self.report, "partial")
             hidden.write_text(json.dumps({
                 "file": str(self.path), "threshold": separator.threshold, "probabilities": detections,
-                "kept": kept}, indent=1) + "\n")
+                "requested": wanted, "kept": kept}, indent=1) + "\n")
             os.replace(hidden, self.report)
             outputs.append(self.report)
+            for stem in set(wanted) - set(kept):  # judged absent now: an older run's file would mislead
+                self.targets[stem].unlink(missing_ok=True)
         return FileResult(self.path, "separated", outputs, info.frames / info.sample_rate, detections)
 
     def _convert(self, source: Path, target: Path, info: AudioInfo, frames: int, gain: float):
