@@ -8,7 +8,8 @@ The path of one track, all in blocks so that memory does not grow with the track
 - The track stays on the CPU; only segments go to the model's device.
 - *Mixture consistency*: when the model has an ``other`` stem, whatever the stems do not explain
   (input minus their sum) is added to ``other``, at the input's rate, so the stems sum back to the
-  input within float error.
+  input within float error. (Not for a blind model's output: the stems it judges absent are dropped,
+  content and all.)
 - Informed models are told what to extract (``instruments``); blind models detect what plays and
   only the stems judged present are kept, with the presence probabilities.
 
