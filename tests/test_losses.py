@@ -142,3 +142,14 @@ def test_the_si_sdr_loss_charges_leakage_into_an_absent_stem_relative_to_the_mix
     playing_score = float(si_sdr(estimate[0, 0, 0], playing))
     assert float(neg_si_sdr(clean, reference)) == pytest.approx(-playing_score / 2, abs=1e-4)
     assert float(neg_si_sdr(estimate, reference)) == pytest.approx((-playing_score + 10 * math.log10(2)) / 2, abs=1e-3)
+
+
+def test_sdr_loss_counts_level_and_sign_where_si_sdr_does_not():
+    from wavesep.losses import neg_sdr, neg_si_sdr
+
+    reference = torch.randn(2, 3, 2, 1000, generator=torch.Generator().manual_seed(0))
+    noisy = reference + 0.1 * torch.randn(reference.shape, generator=torch.Generator().manual_seed(1))
+    assert neg_sdr(noisy, reference).item() == pytest.approx(-20.0, abs=0.3)
+    assert neg_si_sdr(-noisy, reference).item() == pytest.approx(neg_si_sdr(noisy, reference).item(), abs=1e-4)
+    assert neg_sdr(-noisy, reference).item() > 5  # inverted: worse than silence
+    assert neg_sdr(0.5 * noisy, reference).item() > neg_sdr(noisy, reference).item() + 10

@@ -376,3 +376,14 @@ def test_blind_reruns_follow_the_request(tmp_path, tiny_song):
         model.presence.linear.bias.copy_(torch.tensor([5.0, -5.0, -5.0]))
     Separator(model).separate_file(tiny_song, out, force=True)
     assert sorted(p.name for p in (out / "song").iterdir()) == ["a.wav", "detections.json"]  # b.wav removed
+
+
+def test_fitted_gains_undo_a_per_segment_level_and_sign():
+    from wavesep.separate import fit_gains
+
+    stems = torch.randn(3, 2, 1000)
+    mixture = stems.sum(0)
+    scrambled = stems * torch.tensor([-0.3, 2.0, 0.7])[:, None, None]
+    torch.testing.assert_close(fit_gains(scrambled, mixture), stems, atol=1e-4, rtol=1e-4)
+    silent = fit_gains(torch.zeros(3, 2, 100), torch.randn(2, 100))
+    assert torch.equal(silent, torch.zeros(3, 2, 100))

@@ -11,6 +11,7 @@ sums weighted terms and reports each one.
   diagonal (each output against its own source) minus ``alpha`` x the mean off-diagonal term
   (each output against the other sources, which pushes it away from them);
 - ``si_sdr``: negative scale-invariant SDR in dB, per source and channel, averaged;
+- ``sdr``: the same without scale invariance, so the level and sign of the estimate count;
 - ``multires_stft``: spectral convergence + log-magnitude L1 at several STFT resolutions.
 """
 
@@ -108,9 +109,29 @@ def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: floa
     faintest leakage costs tens of dB, and a model learns to mute every stem that is often absent
     (seen: piano, guitar and strings at -100 dB after 250 steps).
     """
+    return _neg_sdr(estimate, reference, silence_db, scale_invariant=True)
+
+
+def neg_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float = -30.0) -> torch.Tensor:
+    """Minus the mean SDR (signal-to-distortion ratio, ``10 log10(|ref|^2 / |ref - est|^2)``) over
+    batch, sources and channels; absent stems as in :func:`neg_si_sdr`.
+
+    Unlike SI-SDR it fixes the estimate's level and sign. A model trained on SI-SDR alone is free
+    to change both along the track (the loss sees each chunk on its own), and its segments then
+    do not add up once blended over a whole song (measured: piano -15 dB SI-SDRi over whole
+    songs where 3 s validation chunks gave +4 dB).
+    """
+    return _neg_sdr(estimate, reference, silence_db, scale_invariant=False)
+
+
+def _neg_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float, scale_invariant: bool):
     _check(estimate, reference)
     estimate, reference = estimate.float(), reference.float()
-    scores = si_sdr(estimate, reference, floor=False)
+    if scale_invariant:
+        scores = si_sdr(estimate, reference, floor=False)
+    else:
+        tiny = torch.finfo(torch.float32).tiny
+        scores = 10 * torch.log10((reference.square().sum(-1) + tiny) / ((reference - estimate).square().sum(-1) + tiny))
     mixture_energy = reference.sum(dim=1, keepdim=True).square().sum(-1)  # (batch, 1, channels)
     floor = 10 ** (silence_db / 10) * mixture_energy + EPS
     quiet = 10 * torch.log10(floor / (estimate.square().sum(-1) + floor))
@@ -133,7 +154,7 @@ def multires_stft(estimate: torch.Tensor, reference: torch.Tensor,
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": mse, "mae": mae, "spec_mae": spec_mae, "difference": difference, "si_sdr": neg_si_sdr,
-    "multires_stft": multires_stft,
+    "sdr": neg_sdr, "multires_stft": multires_stft,
 }
 
 

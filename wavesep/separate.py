@@ -100,6 +100,24 @@ def make_request(model: SeparationModel, stems: list[str] | None, instruments: l
     return Request(run=sources, keep=keep, condition=condition)
 
 
+def fit_gains(stems: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """Stems ``(sources, channels, time)`` each scaled by the gain that makes their sum closest to
+    ``mixture (channels, time)`` (least squares).
+
+    A model trained on a scale-invariant loss (SI-SDR) gets each segment's waveforms right but not
+    their level or even their sign (SI-SDR scores ``-s`` as well as ``s``), and both may change
+    from segment to segment: blended, such segments cancel and jump at every seam. The mixture
+    fixes both, since the stems must sum to it.
+    """
+    flat = stems.reshape(stems.shape[0], -1).double().cpu()  # (sources, samples)
+    target = mixture.reshape(-1).double().cpu()
+    gram = flat @ flat.T  # (sources, sources)
+    # A whisper of ridge keeps silent or identical outputs from making the system singular.
+    gram += torch.eye(len(gram), dtype=gram.dtype) * (1e-9 * gram.diagonal().mean() + 1e-30)
+    gains = torch.linalg.lstsq(gram, (flat @ target)[:, None]).solution[:, 0]
+    return stems * gains.to(stems)[:, None, None]
+
+
 class Track:
     """One track through the block pipeline (see the module docstring)."""
 
@@ -135,6 +153,8 @@ class Track:
             condition = None if request.condition is None else request.condition.to(separator.device)
             result = separator.model(x, condition)
             stems = result.stems[0]
+            if self.separator.fit_gains:
+                stems = fit_gains(stems, mixture.to(stems.device))
             if result.presence_logits is not None:  # a stem is present if it plays in any segment
                 self.presence = torch.maximum(self.presence, torch.sigmoid(result.presence_logits[0]).cpu())
         return stems.float().cpu()
@@ -189,11 +209,14 @@ class Separator:
         instruments: informed models: what is playing (stem, GM instrument or family names).
         threshold: blind models: presence probability above which a stem is kept.
         consistency: with an ``other`` stem, put what the stems miss into it (stems sum to the input).
+        fit_gains: scale each segment's stems to fit the mixture (:func:`fit_gains`), for models
+            trained on a scale-invariant loss; only when the stems include ``other``.
     """
 
     def __init__(self, model: str | Path | SeparationModel | None = None, device: str = "cpu",
                  segment_s: float | None = None, overlap: float = 0.25, stems: list[str] | None = None,
-                 instruments: list[str] | None = None, threshold: float = 0.5, consistency: bool = True):
+                 instruments: list[str] | None = None, threshold: float = 0.5, consistency: bool = True,
+                 fit_gains: bool = False):
         from wavesep.pretrained import load_any
 
         if isinstance(model, SeparationModel):
@@ -217,6 +240,9 @@ class Separator:
         self.threshold = threshold
         self.request = make_request(self.model, stems, instruments)
         self.other = self.request.run.index(OTHER) if consistency and OTHER in self.request.run else None
+        # Only when the outputs are meant to add up to the mixture: every source, one of them other.
+        complete = self.request.run == list(self.model.sources) and OTHER in self.request.run
+        self.fit_gains = fit_gains and complete
 
     @property
     def sample_rate(self) -> int:
