@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--register", metavar="NAME",
                         help="also ship it inside the package as model NAME (copied to wavesep/weights)")
     export.add_argument("--description", default="", help="one line for `wavesep models` (with --register)")
+    export.add_argument("--info", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra metadata (a YAML value), e.g. --info floor_si_sdri=2.0 (repeatable)")
     export.set_defaults(func=cmd_export)
     models = commands.add_parser("models", help="list the registered models")
     models.set_defaults(func=cmd_models)
@@ -405,7 +407,15 @@ def cmd_samples(args) -> int:
 def cmd_export(args) -> int:
     from wavesep.pretrained import export_checkpoint, register
 
-    digest, info = export_checkpoint(args.checkpoint, args.out)
+    import yaml
+
+    extra = {}
+    for item in args.info:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--info {item!r}: use KEY=VALUE")
+        extra[key] = yaml.safe_load(value)
+    digest, info = export_checkpoint(args.checkpoint, args.out, extra)
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB, sha256 {digest[:16]}…, step {info.get('step')})")
     if args.register:

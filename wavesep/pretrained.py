@@ -98,6 +98,8 @@ def load_weights(path: str | Path, expected_sha256: str | None = None) -> Separa
             raise ValueError(f"format {metadata.get('format')!r}, not {WEIGHTS_FORMAT!r}")
         model = model_from_description(json.loads(metadata["model"]))
         model.load_state_dict(state)
+        # How the model is meant to be run (e.g. {"fit_gains": true}); Separator reads it.
+        model.separator_options = json.loads(metadata.get("info", "{}")).get("separator", {})
     except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: not a wavesep weights file ({reason})") from None
@@ -125,10 +127,10 @@ def load_any(name_or_path: str | Path) -> SeparationModel:
                      f"({', '.join(registered_models())})")
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[str, dict]:
+def export_checkpoint(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> tuple[str, dict]:
     """Write a training checkpoint's model as a ``.safetensors`` weights file, with what it was
-    trained on (config, steps, time, hardware, best validation scores) in its metadata; returns the
-    file's SHA-256 and that information."""
+    trained on (config, steps, time, hardware, best validation scores) and ``extra`` in its
+    metadata; returns the file's SHA-256 and that information."""
     from wavesep.train.checkpoint import model_from_checkpoint, read_checkpoint
 
     payload = read_checkpoint(checkpoint)
@@ -138,6 +140,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[str, dic
     for key in ("step", "valid", "elapsed_s", "hardware", "world_size", "examples", "best_score", "best_step"):
         if key in training:
             info[key] = training[key]
+    info.update(extra or {})
     return save_weights(model, out, info), info
 
 

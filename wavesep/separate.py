@@ -101,21 +101,24 @@ def make_request(model: SeparationModel, stems: list[str] | None, instruments: l
 
 
 def fit_gains(stems: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
-    """Stems ``(sources, channels, time)`` each scaled by the gain that makes their sum closest to
-    ``mixture (channels, time)`` (least squares).
+    """Stems ``(sources, channels, time)`` each scaled, channel by channel, by the gain that makes
+    their sum closest to ``mixture (channels, time)`` (least squares).
 
-    A model trained on a scale-invariant loss (SI-SDR) gets each segment's waveforms right but not
-    their level or even their sign (SI-SDR scores ``-s`` as well as ``s``), and both may change
-    from segment to segment: blended, such segments cancel and jump at every seam. The mixture
-    fixes both, since the stems must sum to it.
+    A model trained on a scale-invariant loss computed per channel (SI-SDR) gets each channel's
+    waveform right but not its level or even its sign (SI-SDR scores ``-s`` as well as ``s``):
+    the left and right channels of a stem may come out with opposite signs. The mixture fixes
+    both, since the stems must sum to it in every channel.
     """
-    flat = stems.reshape(stems.shape[0], -1).double().cpu()  # (sources, samples)
-    target = mixture.reshape(-1).double().cpu()
-    gram = flat @ flat.T  # (sources, sources)
-    # A whisper of ridge keeps silent or identical outputs from making the system singular.
-    gram += torch.eye(len(gram), dtype=gram.dtype) * (1e-9 * gram.diagonal().mean() + 1e-30)
-    gains = torch.linalg.lstsq(gram, (flat @ target)[:, None]).solution[:, 0]
-    return stems * gains.to(stems)[:, None, None]
+    out = stems.clone()
+    for channel in range(stems.shape[1]):
+        flat = stems[:, channel].double().cpu()  # (sources, time)
+        target = mixture[channel].double().cpu()
+        gram = flat @ flat.T  # (sources, sources)
+        # A whisper of ridge keeps silent or identical outputs from making the system singular.
+        gram += torch.eye(len(gram), dtype=gram.dtype) * (1e-9 * gram.diagonal().mean() + 1e-30)
+        gains = torch.linalg.lstsq(gram, (flat @ target)[:, None]).solution[:, 0]
+        out[:, channel] *= gains.to(stems)[:, None]
+    return out
 
 
 class Track:
@@ -210,13 +213,14 @@ class Separator:
         threshold: blind models: presence probability above which a stem is kept.
         consistency: with an ``other`` stem, put what the stems miss into it (stems sum to the input).
         fit_gains: scale each segment's stems to fit the mixture (:func:`fit_gains`), for models
-            trained on a scale-invariant loss; only when the stems include ``other``.
+            trained on a per-channel scale-invariant loss; only when the stems include ``other``.
+            Default: what the weights file asks for (``separator.fit_gains`` in its info).
     """
 
     def __init__(self, model: str | Path | SeparationModel | None = None, device: str = "cpu",
                  segment_s: float | None = None, overlap: float = 0.25, stems: list[str] | None = None,
                  instruments: list[str] | None = None, threshold: float = 0.5, consistency: bool = True,
-                 fit_gains: bool = False):
+                 fit_gains: bool | None = None):
         from wavesep.pretrained import load_any
 
         if isinstance(model, SeparationModel):
@@ -242,6 +246,8 @@ class Separator:
         self.other = self.request.run.index(OTHER) if consistency and OTHER in self.request.run else None
         # Only when the outputs are meant to add up to the mixture: every source, one of them other.
         complete = self.request.run == list(self.model.sources) and OTHER in self.request.run
+        if fit_gains is None:
+            fit_gains = bool(getattr(self.model, "separator_options", {}).get("fit_gains", False))
         self.fit_gains = fit_gains and complete
 
     @property
