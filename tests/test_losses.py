@@ -153,3 +153,12 @@ def test_sdr_loss_counts_level_and_sign_where_si_sdr_does_not():
     assert neg_si_sdr(-noisy, reference).item() == pytest.approx(neg_si_sdr(noisy, reference).item(), abs=1e-4)
     assert neg_sdr(-noisy, reference).item() > 5  # inverted: worse than silence
     assert neg_sdr(0.5 * noisy, reference).item() > neg_sdr(noisy, reference).item() + 10
+
+
+def test_si_sdr_loss_pools_channels_so_a_flipped_channel_costs():
+    from wavesep.losses import neg_si_sdr
+
+    reference = torch.randn(1, 2, 2, 1000, generator=torch.Generator().manual_seed(0))
+    flipped = reference * torch.tensor([1.0, -1.0])[:, None]  # right channel inverted
+    assert neg_si_sdr(reference * 0.9, reference).item() < -50
+    assert neg_si_sdr(flipped, reference).item() > 20

@@ -10,7 +10,7 @@ sums weighted terms and reports each one.
 - ``difference``: Lluís et al.'s difference loss: with ``a[i][j] = mean |est_i - ref_j|``, the
   diagonal (each output against its own source) minus ``alpha`` x the mean off-diagonal term
   (each output against the other sources, which pushes it away from them);
-- ``si_sdr``: negative scale-invariant SDR in dB, per source and channel, averaged;
+- ``si_sdr``: negative scale-invariant SDR in dB, per source (channels pooled), averaged;
 - ``sdr``: the same without scale invariance, so the level and sign of the estimate count;
 - ``multires_stft``: spectral convergence + log-magnitude L1 at several STFT resolutions.
 """
@@ -101,7 +101,8 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = EPS, fl
 
 
 def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float = -30.0) -> torch.Tensor:
-    """Minus the mean SI-SDR over batch, sources and channels, unclamped (see :func:`si_sdr`).
+    """Minus the mean SI-SDR over batch and sources, each stem's channels pooled, unclamped (see
+    :func:`si_sdr`).
 
     A silent reference (an absent stem) scores ``10 log10(f / (|estimate|^2 + f))``, with ``f``
     the mixture's energy (the sum of the references) ``silence_db`` below it: 0 dB for silence,
@@ -114,7 +115,7 @@ def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: floa
 
 def neg_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float = -30.0) -> torch.Tensor:
     """Minus the mean SDR (signal-to-distortion ratio, ``10 log10(|ref|^2 / |ref - est|^2)``) over
-    batch, sources and channels; absent stems as in :func:`neg_si_sdr`.
+    batch and sources (channels pooled); absent stems as in :func:`neg_si_sdr`.
 
     Unlike SI-SDR it fixes the estimate's level and sign. A model trained on SI-SDR alone is free
     to change both along the track (the loss sees each chunk on its own), and its segments then
@@ -126,13 +127,15 @@ def neg_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float =
 
 def _neg_sdr(estimate: torch.Tensor, reference: torch.Tensor, silence_db: float, scale_invariant: bool):
     _check(estimate, reference)
-    estimate, reference = estimate.float(), reference.float()
+    # Channels pooled into one signal per stem: scored channel by channel, each channel's sign and
+    # level would be free, and a model trained so once gave stereo stems with opposite signs.
+    estimate, reference = estimate.float().flatten(-2), reference.float().flatten(-2)  # (batch, sources, samples)
     if scale_invariant:
         scores = si_sdr(estimate, reference, floor=False)
     else:
         tiny = torch.finfo(torch.float32).tiny
         scores = 10 * torch.log10((reference.square().sum(-1) + tiny) / ((reference - estimate).square().sum(-1) + tiny))
-    mixture_energy = reference.sum(dim=1, keepdim=True).square().sum(-1)  # (batch, 1, channels)
+    mixture_energy = reference.sum(dim=1, keepdim=True).square().sum(-1)  # (batch, 1)
     floor = 10 ** (silence_db / 10) * mixture_energy + EPS
     quiet = 10 * torch.log10(floor / (estimate.square().sum(-1) + floor))
     silent = reference.square().sum(-1) <= EPS

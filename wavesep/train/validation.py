@@ -97,8 +97,9 @@ def validate(model: SeparationModel, chunks: Iterable[tuple[torch.Tensor, torch.
         estimates = estimates.float()
         first = estimates.cpu() if first is None else first
         playing = presence_labels(references).bool().cpu()  # (batch, sources)
-        scores = si_sdr(estimates, references).mean(dim=-1).cpu()  # (batch, sources), mean over channels
-        baseline = si_sdr(mixture.unsqueeze(1).expand_as(references), references).mean(dim=-1).cpu()
+        # (batch, sources): channels pooled, as wavesep.metrics and `wavesep evaluate` score them
+        scores = si_sdr(estimates.flatten(-2), references.flatten(-2)).cpu()
+        baseline = si_sdr(mixture.unsqueeze(1).expand_as(references).flatten(-2), references.flatten(-2)).cpu()
         totals += (scores * playing).sum(dim=0).double()
         improvements += ((scores - baseline) * playing).sum(dim=0).double()
         counts += playing.sum(dim=0)
