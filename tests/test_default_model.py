@@ -8,7 +8,13 @@ import pytest
 from wavesep.evaluate import song_audio
 from wavesep.instruments import get_stem_set
 from wavesep.metrics import si_sdr
-from wavesep.pretrained import MANIFEST, WEIGHTS_DIR, load_any, read_weights_info, registered_models
+from wavesep.pretrained import (
+    MANIFEST,
+    WEIGHTS_DIR,
+    load_any,
+    read_weights_info,
+    registered_models,
+)
 from wavesep.separate import Separator
 
 
@@ -49,7 +55,7 @@ def test_default_separates_a_new_song_above_its_floor(generated_song):
 
 
 def test_a_corrupted_default_is_a_clear_error(tmp_path, monkeypatch):
-    import wavesep.pretrained as pretrained
+    from wavesep import pretrained
 
     broken = tmp_path / "weights"
     broken.mkdir()

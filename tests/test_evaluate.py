@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import torch
-import pytest
 
 from wavesep.cli import main
 from wavesep.evaluate import SYSTEMS, ideal_ratio_mask, score_song
@@ -95,8 +94,8 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
 
 def test_a_blind_model_is_scored_with_silence_for_what_it_drops(corpus):
     from wavesep.evaluate import evaluate
-    from wavesep.pretrained import tiny_model
     from wavesep.models import ModelSpec, build_model
+    from wavesep.pretrained import tiny_model
     from wavesep.separate import Separator
 
     model = build_model("latent-wavenet", ModelSpec(sources=tuple(STEMS), setting="blind"), {

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-import wavesep.pretrained as pretrained
+from wavesep import pretrained
 from wavesep.cli import main
-from wavesep.pretrained import load_any, load_weights, read_weights_info, save_weights, tiny_model
+from wavesep.pretrained import (
+    load_any,
+    load_weights,
+    read_weights_info,
+    save_weights,
+    tiny_model,
+)
 from wavesep.train.checkpoint import checkpoint_payload, save_atomic
 
 

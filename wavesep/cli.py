@@ -405,9 +405,9 @@ def cmd_samples(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from wavesep.pretrained import export_checkpoint, register
-
     import yaml
+
+    from wavesep.pretrained import export_checkpoint, register
 
     extra = {}
     for item in args.info:

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import torch
 
-from wavesep.models import ModelSpec, SeparationModel, build_model, model_from_description
+from wavesep.models import (
+    ModelSpec,
+    SeparationModel,
+    build_model,
+    model_from_description,
+)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -80,9 +85,8 @@ def read_weights_info(path: str | Path) -> dict:
 
 def load_weights(path: str | Path, expected_sha256: str | None = None) -> SeparationModel:
     """The model in a safetensors file written by :func:`save_weights`, in eval mode."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import soundfile
 import soxr
 import torch
 
-from wavesep.audio import BadAudio, AudioInfo, open_audio, open_writer, read_blocks, subtype
+from wavesep.audio import AudioInfo, open_audio, open_writer, read_blocks, subtype
 from wavesep.instruments import OTHER, STEM_SETS, parse_programs
 from wavesep.models import SeparationModel
 from wavesep.overlap import OverlapAdd
