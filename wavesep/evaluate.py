@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from wavesep.data.dataset import SongInfo, load_songs, read_chunk
-from wavesep.instruments import STEM_SETS, StemSet, get_stem_set
+from wavesep.instruments import StemSet, get_stem_set, stem_set_named
 from wavesep.metrics import SI_SDR_LIMIT_DB, bss_eval_v4, median_over_frames, si_sdr
 from wavesep.separate import Separator
 
@@ -128,9 +128,9 @@ def model_stem_set(separator: Separator, stem_set: str | None) -> StemSet:
             raise ValueError(f"stem set {chosen.name!r} ({', '.join(chosen.names)}) is not this model's "
                              f"stems ({', '.join(sources)})")
         return chosen
-    for candidate in STEM_SETS.values():
-        if candidate.names == sources:
-            return candidate
+    found = stem_set_named(sources)
+    if found is not None:
+        return found
     raise ValueError(f"the model's stems ({', '.join(sources)}) are no built-in stem set: pass --stems FILE.yaml")
 
 

@@ -275,6 +275,11 @@ STEM_SETS: dict[str, StemSet] = {
 }
 
 
+def stem_set_named(names: list[str] | tuple[str, ...]) -> StemSet | None:
+    """The built-in stem set whose stems are ``names`` in that order (a model's sources), or None."""
+    return next((stem_set for stem_set in STEM_SETS.values() if stem_set.names == list(names)), None)
+
+
 def get_stem_set(name_or_path: str | StemSet) -> StemSet:
     """A built-in stem set by name, or one loaded from a YAML file path."""
     if isinstance(name_or_path, StemSet):

@@ -33,7 +33,7 @@ import soxr
 import torch
 
 from wavesep.audio import AudioInfo, open_audio, open_writer, read_blocks, subtype
-from wavesep.instruments import OTHER, STEM_SETS, parse_programs
+from wavesep.instruments import OTHER, parse_programs, stem_set_named
 from wavesep.models import SeparationModel
 from wavesep.overlap import OverlapAdd
 
@@ -57,7 +57,7 @@ def stems_for_instruments(model: SeparationModel, names: Iterable[str]) -> list[
     """The model's stems that hold the named instruments (stem names, GM instrument or family
     names, or program numbers), in model order; ValueError naming what no stem holds."""
     sources = list(model.sources)
-    stem_set = next((s for s in STEM_SETS.values() if s.names == sources), None)
+    stem_set = stem_set_named(sources)
     wanted = set()
     for name in names:
         name = name.strip()
@@ -160,6 +160,17 @@ class Track:
             if result.presence_logits is not None:  # a stem is present if it plays in any segment
                 self.presence = torch.maximum(self.presence, torch.sigmoid(result.presence_logits[0]).cpu())
         return stems.float().cpu()
+
+    def run(self, blocks: Iterable[np.ndarray],
+            progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+        """The whole track: input blocks in, output blocks ``(n_outputs, channels, time)`` out, as
+        long as the input in all; ``progress`` gets the seconds of each block read."""
+        for block, last in _with_last(blocks):
+            out = self.push(block, last)
+            if progress is not None:
+                progress(block.shape[-1] / self.sample_rate)
+            if out is not None:
+                yield out
 
     def push(self, block: np.ndarray, last: bool = False) -> np.ndarray | None:
         """(channels, time) input -> (n_outputs, channels, time) output that is ready, if any."""
@@ -273,7 +284,8 @@ class Separator:
             return None
         return {name: round(float(p), 4) for name, p in zip(self.model.sources, track.presence)}
 
-    def _kept(self, track: Track) -> list[str]:
+    def kept(self, track: Track) -> list[str]:
+        """The stems a finished track keeps: those asked for, less those a blind model finds absent."""
         probabilities = self.detected(track)
         return [s for s in self.request.keep if probabilities is None or probabilities[s] >= self.threshold]
 
@@ -314,13 +326,11 @@ class Separator:
     def _separate_blocks(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> dict[str, list]:
         track = self.track(sample_rate, channels)
         stems: dict[str, list] = {name: [] for name in self.request.run}
-        for block, last in _with_last(blocks):
-            out = track.push(block, last)
-            for name, part in zip(self.request.run, out if out is not None else []):
+        for out in track.run(blocks):
+            for name, part in zip(self.request.run, out):
                 stems[name].append(part)
         self.last_detections = self.detected(track)
-        kept = self._kept(track)
-        return {name: stems[name] for name in kept}
+        return {name: stems[name] for name in self.kept(track)}
 
     # -- files --------------------------------------------------------------------------------
     def separate_file(self, path: str | Path, out: str | Path, template: str = DEFAULT_TEMPLATE,
@@ -437,21 +447,17 @@ class FileJob:
         frames = 0
         try:
             track = separator.track(info.sample_rate, info.channels)
-            for block, last in _with_last(read_blocks(info, round(BLOCK_S * info.sample_rate))):
-                out = track.push(block, last)
-                if out is not None:
-                    out = out[[run.index(stem) for stem in wanted]]
-                    for stem, part in zip(wanted, out):
-                        writers[stem].write(part.T)
-                    peak = max(peak, float(np.abs(out).max(initial=0.0)))
-                    frames += out.shape[-1]
-                if progress is not None:
-                    progress(block.shape[-1] / info.sample_rate)
+            for out in track.run(read_blocks(info, round(BLOCK_S * info.sample_rate)), progress):
+                out = out[[run.index(stem) for stem in wanted]]
+                for stem, part in zip(wanted, out):
+                    writers[stem].write(part.T)
+                peak = max(peak, float(np.abs(out).max(initial=0.0)))
+                frames += out.shape[-1]
         finally:
             for writer in writers.values():
                 writer.close()
         detections = separator.detected(track)
-        kept = separator._kept(track)
+        kept = separator.kept(track)
         gain = 1.0
         if self.clip == "rescale" and peak > FULL_SCALE:
             gain = FULL_SCALE / peak
