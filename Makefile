@@ -15,11 +15,8 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The peers of bench/separate.py: demucs and openunmix without their torchaudio pin (no torchaudio
-# build loads with torch 2.13 here); their model modules need only einops and julius.
+# The peers (demucs, openunmix, asteroid) are installed by setup (scripts/setup.sh).
 bench: setup
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
-	$(PY) -m pip install --quiet --no-deps demucs openunmix
 	$(PY) bench/render.py
 	$(PY) bench/train.py
 	$(PY) bench/separate.py --seconds 60

@@ -9,10 +9,11 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # libfluidsynth3: the synthesizer library wavesep renders with.
 # fluid-soundfont-gm: FluidR3_GM.sf2, the default SoundFont.
+# timgm6mb-soundfont: TimGM6mb.sf2, the unseen timbres of bench/quality.py (and a second SoundFont in tests).
 # fluidsynth: the command-line tool, used only by bench/render.py as the naive peer.
 # chromium: the headless browser tests/test_report.py opens the samples page in (driven by playwright).
 # ffmpeg: only so tests/test_metrics.py can import museval (its musdb/stempeg imports fail without it).
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm fluidsynth chromium ffmpeg)
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont fluidsynth chromium ffmpeg)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -43,10 +44,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.wavesep-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] || [ "$0" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     # constraints.txt pins torch to the CPU build.
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev,peers]"
+    # The peers of wavesep/models/peers.py, without their requirements (see pyproject's `peers` extra).
+    "$VENV/bin/python" -m pip install --quiet --no-deps demucs==4.1.0 openunmix==1.3.0 asteroid==0.7.0 \
+        asteroid-filterbanks==0.4.0
     touch "$stamp"
 fi
 "$VENV/bin/wavesep" --version

@@ -3,6 +3,7 @@ every setting, both data modes, and two processes on gloo."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -234,7 +235,7 @@ def test_generated_songs_need_no_data_at_all(tmp_path):
     assert splits.count("valid") == 1 and splits.count("train") == 7
 
 
-@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
 def test_presets_load_and_build_their_model(preset):
     from wavesep.models import build_model
     from wavesep.train.trainer import model_spec
@@ -242,6 +243,28 @@ def test_presets_load_and_build_their_model(preset):
     config = load_config(preset)
     model = build_model(config.model.name, model_spec(config), config.model.args)
     assert model.n_parameters() > 0
+
+
+def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    config = tiny(corpus["dataset"], "training.steps=100000", "training.budget_s=0.3", "training.valid_every=5")
+    result = train(config, run_dir, progress=False)
+    done = log_records(run_dir)[-1]
+    assert done["done"] and done["budget_unit"] == "CPU seconds" and done["budget_used_s"] >= 0.3
+    assert 1 <= result.step < 100000  # the budget, not the steps, ended it
+    last = read_checkpoint(run_dir / "last.pt")["training"]
+    assert last["step"] == result.step and last["budget_used_s"] == pytest.approx(done["budget_used_s"])
+    assert read_checkpoint(run_dir / "best.pt")["training"]["budget_used_s"] > 0  # the budget behind the weights
+    more = train(load_config(run_dir / "config.yaml", ["training.budget_s=1.0"]), run_dir, resume=True, progress=False)
+    assert more.step > result.step and log_records(run_dir)[-1]["budget_used_s"] >= 1.0
+
+
+def test_peer_presets_share_the_default_models_data_and_training():
+    default = load_config(ROOT / "configs" / "default.yaml")
+    for preset in sorted((ROOT / "configs" / "peers").glob("*.yaml")):
+        peer = load_config(preset)
+        same_budget = dataclasses.replace(peer.training, budget_s=default.training.budget_s)
+        assert (peer.data, same_budget) == (default.data, default.training), preset.name  # bench/quality.py sets the budget
 
 
 def test_the_seed_preset_is_the_original_set_up():

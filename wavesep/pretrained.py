@@ -83,6 +83,18 @@ def read_weights_info(path: str | Path) -> dict:
         return json.loads((handle.metadata() or {}).get("info", "{}"))
 
 
+def training_info(name_or_path: str | Path) -> dict:
+    """What a registered model, weights file or checkpoint says of its training (steps, time,
+    hardware, ...): a weights file's ``info``, a checkpoint's ``training`` state."""
+    text = str(name_or_path)
+    if text.endswith(".pt"):
+        from wavesep.train.checkpoint import read_checkpoint
+
+        return read_checkpoint(text).get("training", {})
+    entry = _manifest().get(text)
+    return read_weights_info(WEIGHTS_DIR / entry["file"] if entry else text)
+
+
 def load_weights(path: str | Path, expected_sha256: str | None = None) -> SeparationModel:
     """The model in a safetensors file written by :func:`save_weights`, in eval mode."""
     from safetensors import SafetensorError, safe_open
@@ -141,7 +153,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, extra: dict | Non
     model = model_from_checkpoint(payload, checkpoint)
     training = payload.get("training", {})
     info = {"config": payload.get("config"), "versions": payload.get("versions")}
-    for key in ("step", "valid", "elapsed_s", "hardware", "world_size", "examples", "best_score", "best_step"):
+    for key in ("step", "valid", "elapsed_s", "budget_used_s", "budget_unit", "hardware", "world_size", "examples",
+                "best_score", "best_step"):
         if key in training:
             info[key] = training[key]
     info.update(extra or {})

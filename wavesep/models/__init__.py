@@ -5,7 +5,9 @@
 - :mod:`~wavesep.models.conv`: ``conv``, the study's four-convolution baseline;
 - :mod:`~wavesep.models.wavenet`: ``wavenet``, Lluís, Pons & Serra's separator;
 - :mod:`~wavesep.models.waveunet`: ``waveunet``, Stoller et al.'s Wave-U-Net;
-- :mod:`~wavesep.models.latent`: ``latent-wavenet``, wavesep's own fast design.
+- :mod:`~wavesep.models.latent`: ``latent-wavenet``, wavesep's own fast design;
+- :mod:`~wavesep.models.peers`: ``conv-tasnet``, ``hdemucs``, ``open-unmix``: adapters around the
+  peers' own packages (installed by ``make setup``).
 
 A model is rebuilt from :meth:`SeparationModel.describe` (name, spec, config) with
 :func:`model_from_description`: checkpoints store that, never a pickled class.
@@ -19,12 +21,13 @@ import typing
 from wavesep.models.base import ModelSpec, Separation, SeparationModel
 from wavesep.models.conv import ConvSeparator
 from wavesep.models.latent import LatentWaveNet
+from wavesep.models.peers import PEERS
 from wavesep.models.wavenet import WaveNetSeparator
 from wavesep.models.waveunet import WaveUNet
 from wavesep.typed import typed
 
 MODELS: dict[str, type[SeparationModel]] = {
-    cls.name: cls for cls in (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet)
+    cls.name: cls for cls in (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet, *PEERS)
 }
 
 

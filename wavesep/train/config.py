@@ -24,7 +24,7 @@ from wavesep.typed import is_number, typed
 
 @dataclass
 class ModelSection:
-    name: str = "latent-wavenet"  # conv | wavenet | waveunet | latent-wavenet
+    name: str = "latent-wavenet"  # conv | wavenet | waveunet | latent-wavenet | conv-tasnet | hdemucs | open-unmix
     setting: str = "fixed"  # fixed | informed | blind
     informed_by: str = "multihot"  # informed models: multihot (all sources at once) | query (one per run)
     condition_dim: int = 32  # query models: size of the learned source embedding
@@ -69,6 +69,11 @@ class OptimSection:
 @dataclass
 class TrainingSection:
     steps: int = 1500  # optimiser steps (the study: about 1500)
+    # Stop earlier once the training steps (data, forward, backward, update; not validation) have
+    # used this many seconds, 0 for no limit: equal-budget comparisons. On the CPU the seconds are
+    # this process's CPU time (the same on a busy or an idle machine; data workers' not counted),
+    # on CUDA wall-clock time.
+    budget_s: float = 0.0
     batch_size: int = 12  # per process (the study: 12)
     seed: int = 0  # model initialisation and data stream
     losses: dict = field(default_factory=lambda: {"mae": 1.0})  # name: weight, or name: {weight, options}
@@ -105,7 +110,7 @@ class Config:
                     "training.checkpoint_every", "training.log_every", "training.max_bad_steps"):
             if _get(self, key) <= 0:
                 raise ValueError(f"config: {key} must be positive, got {_get(self, key)}")
-        for key in ("optim.grad_clip", "optim.warmup_steps", "optim.weight_decay", "training.presence_weight",
+        for key in ("optim.grad_clip", "optim.warmup_steps", "training.budget_s", "optim.weight_decay", "training.presence_weight",
                     "data.workers", "training.audio_examples"):
             if _get(self, key) < 0:
                 raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")

@@ -134,6 +134,10 @@ class Trainer:
         self.valid = make_valid_set(config, source) if process.main else None
 
         self.step, self.best_score, self.best_step, self.elapsed_s = 0, float("-inf"), None, 0.0
+        self.budget_used_s = 0.0  # see TrainingSection.budget_s
+        cpu = process.device.type != "cuda"
+        self.budget_clock = time.process_time if cpu else time.perf_counter
+        self.budget_unit = "CPU seconds" if cpu else "seconds"
         if resume:
             self._load(self.run_dir / LAST)
         self.net = self.model
@@ -161,7 +165,7 @@ class Trainer:
             "rng": self.process.gather(torch.get_rng_state()),
             "generator": self.process.gather(self.generator.get_state()),
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
-            "hardware": _hardware(self.process), "world_size": self.process.world_size,
+            "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit, "hardware": _hardware(self.process), "world_size": self.process.world_size,
             "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
         if self.process.device.type == "cuda":
@@ -183,6 +187,7 @@ class Trainer:
             reason = str(error).strip().splitlines()[0]
             raise ValueError(f"{path}: cannot resume from it with this config ({reason})") from None
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
+        self.budget_used_s = state.get("budget_used_s", 0.0)
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         rank = self.process.rank
         if state["world_size"] == self.process.world_size:
@@ -256,9 +261,11 @@ class Trainer:
         if self.step == 0:
             self._validate()  # the untrained baseline, for the curves
         try:
-            while self.step < steps:
+            while self.step < steps and not self._budget_spent():
+                clock = self.budget_clock()
                 mixture, stems = next(self.batches)
                 loss, parts, applied = self._train_step(mixture, stems)
+                self.budget_used_s += self.budget_clock() - clock
                 self.step += 1
                 bar.update(1)
                 speed = (self.step - start_step) * audio_per_step / (time.perf_counter() - started)
@@ -279,7 +286,7 @@ class Trainer:
                             f"{bad_in_a_row} non-finite losses in a row (steps {self.step - bad_in_a_row + 1}-"
                             f"{self.step}): stopped. {left}; lower optim.lr or set optim.grad_clip")
                 # During a run of bad steps, periodic validation and checkpoints wait for a good one.
-                final = self.step == steps
+                final = self.step == steps or self._budget_spent()
                 if final or (applied and self.step % t.valid_every == 0):
                     self._validate()
                 if final or (applied and self.step % t.checkpoint_every == 0):
@@ -299,8 +306,14 @@ class Trainer:
                 self.writer.close()
         in_sync = self.process.all_equal(sum(float(p.detach().double().sum()) for p in self.model.parameters()))
         self._log({"step": self.step, "done": True, "world_size": self.process.world_size,
+                   "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
                    "ranks_in_sync": in_sync, "best_score": self.best_score, "best_step": self.best_step})
         return RunResult(self.run_dir, self.step, self.best_score, self.best_step, loss, self.process.main)
+
+    def _budget_spent(self) -> bool:
+        budget = self.config.training.budget_s
+        # Every process stops at the same step (collectives follow): when any of them has spent it.
+        return bool(budget) and not self.process.all_true(self.budget_used_s < budget)
 
     def _log_train(self, loss: float, parts: dict, speed: float):
         lr = self.optimizer.param_groups[0]["lr"]
@@ -320,6 +333,7 @@ class Trainer:
             if scores.mean_si_sdr > self.best_score:
                 self.best_score, self.best_step = scores.mean_si_sdr, self.step
                 self._save(BEST, {"step": self.step, "valid": scores.as_dict(), "elapsed_s": self.elapsed_s,
+                                  "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
                                   "hardware": _hardware(self.process), "world_size": self.process.world_size})
         self.process.barrier()
 

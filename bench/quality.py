@@ -1,0 +1,236 @@
+"""Quality benchmark: wavesep's separator against the field's reference designs trained on the
+same data with the same budget, on held-out songs, with the mixture and the oracle mask as bounds.
+
+What it does:
+
+1. **Test sets.** ``--songs`` procedural songs from ``--seed`` (4242; the training data of
+   ``make default-model`` is seed 7, so no test song was trained on), plus every MIDI file under
+   ``--midi`` if given, each rendered with ``--soundfont`` (FluidR3_GM, the training SoundFont) and
+   with ``--unseen-soundfont`` (TimGM6mb, timbres no model heard in training). Rendered once into
+   ``--work`` and reused.
+2. **Models.** For each stem set of ``--stem-sets`` (``band`` and ``seed4``) and each system of
+   ``--systems`` (wavesep, conv-tasnet, hdemucs, open-unmix), the checkpoint
+   ``RUNS/{stem_set}-{system}/best.pt``. With ``--train DATASET``, the missing ones are trained first
+   by ``wavesep train`` from ``configs/default.yaml`` (wavesep) or ``configs/peers/{system}.yaml``
+   on the rendered dataset DATASET, each with the same ``--budget`` of CPU seconds on one thread
+   (``training.budget_s``; ``--budget-seed4`` for seed4). ``--model NAME=WEIGHTS`` adds any other
+   model (e.g. ``--model shipped=default``).
+3. **Scores.** ``wavesep evaluate``'s SI-SDRi per stem over whole songs (mean and median over the
+   songs where the stem plays), for each model and for the mixture and the oracle ideal ratio
+   mask; the CPU real-time factor of each model on ``--rtf-seconds`` of a test mixture with
+   ``--threads`` threads (separation in memory, after a warm-up); the parameters; and the training
+   budget read back from the checkpoint (steps, CPU seconds, hardware).
+
+Prints one Markdown table per stem set and test set, and writes them with every figure to
+``--out`` (JSON and .md)::
+
+    python bench/quality.py --runs runs/compare [--train DATA] [--budget 720] [--songs 8]
+                            [--midi DIR] [--soundfont SF2] [--unseen-soundfont SF2] [--out FILE]
+
+The peers need their packages, which ``make setup`` installs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ("wavesep", "conv-tasnet", "hdemucs", "open-unmix")
+SEEN_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+UNSEEN_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+def config_of(system: str) -> Path:
+    return ROOT / ("configs/default.yaml" if system == "wavesep" else f"configs/peers/{system}.yaml")
+
+
+def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[str], budgets: dict[str, float]):
+    """Train every ``runs/{stem_set}-{system}`` that has no finished run, one thread each, in turn.
+    An interrupted run resumes where its last checkpoint left it."""
+    for stem_set in stem_sets:
+        for system in systems:
+            run = runs / f"{stem_set}-{system}"
+            if (run / "best.pt").exists() and _finished(run):
+                continue
+            command = [sys.executable, "-m", "wavesep", "train", "--no-progress", "--run-dir", str(run)]
+            command += ["--resume", str(run)] if (run / "last.pt").exists() else [str(config_of(system))]
+            command += ["--set", f"data.source={data}", "--set", f"data.stem_set={stem_set}",
+                        "--set", f"training.budget_s={budgets[stem_set]}"]
+            print(f"training {run.name} ({budgets[stem_set]:g} CPU s)", flush=True)
+            subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _finished(run: Path) -> bool:
+    log = run / "log.jsonl"
+    return log.exists() and any(json.loads(line).get("done") for line in log.read_text().splitlines())
+
+
+def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: dict[str, str]) -> dict:
+    """label -> list of rendered split folders; renders what is missing (a resumed render skips
+    finished songs)."""
+    from wavesep.midi.generate import generate_songs
+    from wavesep.synth.batch import render_dataset
+    from wavesep.synth.render import RenderSettings
+
+    sources = {f"{songs} generated songs (seed {seed})": work / "midi-generated"}
+    generate_songs(sources[next(iter(sources))], songs, seed)
+    if midi is not None:
+        sources[f"MIDI files of {midi}"] = midi
+    sets = {}
+    for (source_label, source), (font_label, soundfont) in ((s, f) for s in sources.items() for f in soundfonts.items()):
+        out = work / f"{source.name}-{Path(soundfont).stem}"
+        summary = render_dataset(source, out, soundfont, RenderSettings(), workers=os.cpu_count() or 1, progress=False)
+        if summary.failed:
+            print(f"{out}: {summary.failed} songs failed to render; scoring the others", flush=True)
+        sets[f"{source_label}, {font_label}"] = sorted(p for p in out.iterdir() if p.is_dir())
+    return sets
+
+
+def training_budget(path: str) -> dict:
+    """Steps, CPU seconds and hardware a checkpoint or weights file says it was trained with."""
+    from wavesep.pretrained import training_info
+
+    info = training_info(path)
+    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware")}
+
+
+def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float) -> float:
+    """Seconds of separation per second of audio, in memory, after a warm-up."""
+    excerpt = mixture[:, : int(seconds * sample_rate)]
+    separator.separate(excerpt[:, : sample_rate])
+    started = time.perf_counter()
+    separator.separate(excerpt)
+    return (time.perf_counter() - started) / (excerpt.shape[-1] / sample_rate)
+
+
+def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float) -> dict:
+    """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`."""
+    from wavesep.data.dataset import load_songs
+    from wavesep.evaluate import evaluate, song_audio
+    from wavesep.instruments import get_stem_set
+    from wavesep.separate import Separator
+
+    first = load_songs(next(iter(sets.values())))[0]
+    mixture, _ = song_audio(first, get_stem_set(stem_set))
+    rows = {}
+    for name, path in models.items():
+        separator = Separator(path)
+        rows[name] = {"weights": path, "parameters": separator.model.n_parameters(),
+                      "model": separator.model.describe()["name"], "training": training_budget(path),
+                      "rtf": real_time_factor(separator, mixture, first.sample_rate, rtf_seconds), "sets": {}}
+        for label, splits in sets.items():
+            started = time.perf_counter()
+            results = evaluate(separator, splits, stem_set, bss=False)
+            rows[name]["sets"][label] = results["summary"]
+            print(f"  {stem_set} {name} on {label}: {time.perf_counter() - started:.0f} s, mean SI-SDRi "
+                  f"{results['summary']['model']['mean']['SI-SDRi']['mean']:+.2f} dB", flush=True)
+    return rows
+
+
+def table(rows: dict, label: str, stems: list[str]) -> str:
+    """Markdown: one row per model and bound, mean (median) SI-SDRi per stem."""
+    head = ["system", *stems, "mean", "params", "CPU RTF", "training"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+
+    def cells(summary: dict) -> list[str]:
+        out = []
+        for stem in [*stems, "mean"]:
+            cell = summary.get(stem, {}).get("SI-SDRi")
+            out.append("—" if cell is None else f"{cell['mean']:+.2f} ({cell['median']:+.2f})")
+        return out
+
+    bounds = None
+    for name, row in rows.items():
+        summary = row["sets"][label]
+        bounds = bounds or summary
+        t = row["training"]
+        budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} CPU min" if t.get("budget_used_s")
+                  else f"{t['step']} steps" if t.get("step") else "—")
+        lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
+                     f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f} | {budget} |")
+    for bound in ("mixture", "oracle IRM"):
+        lines.append(f"| {bound} | " + " | ".join(cells(bounds[bound])) + " | | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs/compare", help="the runs {stem_set}-{system}/")
+    parser.add_argument("--train", type=Path, metavar="DATASET", help="train missing runs on this rendered dataset")
+    parser.add_argument("--budget", type=float, default=720.0, help="CPU seconds of training per band model")
+    parser.add_argument("--budget-seed4", type=float, default=480.0, help="CPU seconds of training per seed4 model")
+    parser.add_argument("--stem-sets", nargs="+", default=["band", "seed4"])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=WEIGHTS",
+                        help="another model to score (its own stem set must be one of --stem-sets)")
+    parser.add_argument("--songs", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--midi", type=Path, help="also score on these MIDI files")
+    parser.add_argument("--soundfont", default=SEEN_SOUNDFONT)
+    parser.add_argument("--unseen-soundfont", default=UNSEEN_SOUNDFONT, help="'' to skip")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench-output/quality")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rtf-seconds", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-output/quality.json")
+    args = parser.parse_args(argv)
+
+    fonts = {"seen SoundFont " + Path(args.soundfont).stem: args.soundfont}
+    if args.unseen_soundfont:
+        fonts["unseen SoundFont " + Path(args.unseen_soundfont).stem] = args.unseen_soundfont
+    if args.train:
+        train_missing(args.runs, args.train, args.stem_sets, args.systems,
+                      {"band": args.budget, "seed4": args.budget_seed4} | {s: args.budget for s in args.stem_sets
+                                                                           if s not in ("band", "seed4")})
+    sets = test_sets(args.work, args.songs, args.seed, args.midi, fonts)
+
+    import torch
+
+    from wavesep.instruments import get_stem_set
+    from wavesep.pretrained import load_any
+
+    torch.set_num_threads(args.threads)
+    extra = dict(item.split("=", 1) for item in args.model)
+    report = {"date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
+                  label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
+    text = []
+    for stem_set in args.stem_sets:
+        models = {s: str(args.runs / f"{stem_set}-{s}/best.pt") for s in args.systems
+                  if (args.runs / f"{stem_set}-{s}/best.pt").exists()}
+        models |= {name: path for name, path in extra.items() if load_any(path).sources == get_stem_set(stem_set).names}
+        if not models:
+            print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
+            continue
+        rows = score(models, sets, stem_set, args.rtf_seconds)
+        report["stem_sets"][stem_set] = rows
+        stems = get_stem_set(stem_set).names
+        for label in sets:
+            text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"
+                        f"{table(rows, label, stems)}\n")
+    print("\n".join(text))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=_json_default, allow_nan=False) + "\n")
+    args.out.with_suffix(".md").write_text("\n".join(text))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
