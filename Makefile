@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo-output
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench default-model clean
 
 setup:
 	./scripts/setup.sh
@@ -20,6 +20,10 @@ bench: setup
 	$(PY) bench/render.py
 	$(PY) bench/train.py
 	$(PY) bench/separate.py --seconds 60
+
+# Reproduce the shipped default model (data, training on one CPU thread, registration): see the README.
+default-model: setup
+	./scripts/train-default.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -42,16 +42,30 @@ def generated_song(tmp_path_factory):
     return load_songs(sorted(p for p in (root / "dataset").iterdir() if p.is_dir()))[0]
 
 
-def test_default_separates_a_new_song_above_its_floor(generated_song):
+def mean_si_sdri(song, mono: bool = False) -> tuple[float, list[float]]:
+    """The default's mean SI-SDRi over the stems playing in the first 20 s of ``song``."""
     band = get_stem_set("band")
-    mixture, references = song_audio(generated_song, band)
-    seconds = 20 * generated_song.sample_rate  # 20 s keep the test short
+    mixture, references = song_audio(song, band)
+    seconds = 20 * song.sample_rate  # 20 s keep the test short
     mixture, references = mixture[:, :seconds], references[..., :seconds]
-    stems = Separator("default").separate(mixture, generated_song.sample_rate)
+    if mono:
+        mixture, references = mixture.mean(axis=0), references.mean(axis=1)
+    stems = Separator("default").separate(mixture, song.sample_rate)
+    assert all(stems[name].shape == mixture.shape for name in band.names)
     gains = [si_sdr(stems[name], reference) - si_sdr(mixture, reference)
              for name, reference in zip(band.names, references) if np.any(reference)]
+    return float(np.mean(gains)), gains
+
+
+def test_default_separates_a_new_song_above_its_floor(generated_song):
     floor = read_weights_info(WEIGHTS_DIR / "default.safetensors")["floor_si_sdri"]
-    assert np.mean(gains) > floor, (gains, floor)
+    mean, gains = mean_si_sdri(generated_song)
+    assert mean > floor, (gains, floor)
+
+
+def test_default_separates_mono_too(generated_song):
+    mean, gains = mean_si_sdri(generated_song, mono=True)
+    assert mean > 1.0, gains  # mono in, mono stems out, and separated
 
 
 def test_a_corrupted_default_is_a_clear_error(tmp_path, monkeypatch):
