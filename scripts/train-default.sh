@@ -1,16 +1,12 @@
 #!/bin/bash
-# Reproduce the shipped `default` model (make default-model): generate and render the training
-# songs, train configs/default.yaml, measure the floor the tests hold it to, and register it in
-# wavesep/weights. Every step resumes: rendered songs are kept, training continues from its last
-# checkpoint. DATA and RUN choose where the dataset and the run go.
+# Reproduce the shipped `default` model (make default-model, which first renders the training
+# songs into $DATA/dataset): train configs/default.yaml, measure the floor the tests hold it to,
+# and register it in wavesep/weights. Training continues from its last checkpoint if there is one.
 set -euo pipefail
 DATA=${DATA:-data/default}
 RUN=${RUN:-runs/default}
 BIN=${BIN:-.venv/bin}
 
-# 300 procedural songs, seed 7 (bench/quality.py tests on seed 4242, the tests and demo on 2026).
-"$BIN/wavesep" midi generate --out "$DATA/midi" --songs 300 --seed 7
-"$BIN/wavesep" render "$DATA/midi" --out "$DATA/dataset" --workers "$(nproc)"
 # One thread: the budget (training.budget_s) is CPU seconds, as in bench/quality.py.
 if [ -f "$RUN/last.pt" ]; then
     OMP_NUM_THREADS=1 "$BIN/wavesep" train --resume "$RUN" --no-progress
