@@ -31,7 +31,7 @@ training-data: setup
 
 # Reproduce the shipped default model (training on one CPU thread, registration): see the README.
 default-model: training-data
-	DATA=$(DATA) ./scripts/train-default.sh
+	DATA=$(DATA) BIN=$(VENV)/bin ./scripts/train-default.sh
 
 # wavesep against Conv-TasNet, HDemucs and Open-Unmix trained on the same data with the same CPU
 # budget (trains the runs runs/compare lacks, then scores them all): see the README.

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
@@ -56,24 +55,43 @@ def config_of(system: str) -> Path:
 
 
 def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[str], budgets: dict[str, float]):
-    """Train every ``runs/{stem_set}-{system}`` that has no finished run, one thread each, in turn.
-    An interrupted run resumes where its last checkpoint left it."""
+    """Train every ``runs/{stem_set}-{system}`` that has not spent its budget, one thread each, in
+    turn. An interrupted run resumes where its last checkpoint left it; a finished run given a
+    larger budget continues (a smaller one is an error: its weights have had more)."""
     for stem_set in stem_sets:
         for system in systems:
-            run = runs / f"{stem_set}-{system}"
-            if (run / "best.pt").exists() and _finished(run):
+            run, budget = runs / f"{stem_set}-{system}", budgets[stem_set]
+            used = _budget_used(run)
+            if used is not None and used >= budget:
+                if used > budget * 1.05:
+                    raise SystemExit(f"{run}: trained with {used:.0f} CPU s, more than --budget {budget:g}; "
+                                     "move it away to train it again")
                 continue
-            command = [sys.executable, "-m", "wavesep", "train", "--no-progress", "--run-dir", str(run)]
-            command += ["--resume", str(run)] if (run / "last.pt").exists() else [str(config_of(system))]
-            command += ["--set", f"data.source={data}", "--set", f"data.stem_set={stem_set}",
-                        "--set", f"training.budget_s={budgets[stem_set]}"]
-            print(f"training {run.name} ({budgets[stem_set]:g} CPU s)", flush=True)
+            command = [sys.executable, "-m", "wavesep", "train", "--no-progress"]
+            if (run / "last.pt").exists():
+                command += ["--resume", str(run)]
+            else:
+                command += [str(config_of(system)), "--run-dir", str(run), "--set", f"data.source={data}",
+                            "--set", f"data.stem_set={stem_set}"]
+            command += ["--set", f"training.budget_s={budget}"]
+            print(f"training {run.name} ({budget:g} CPU s)", flush=True)
             subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def _finished(run: Path) -> bool:
+def _budget_used(run: Path) -> float | None:
+    """The budget a finished run used (its log's last "done" record), or None."""
     log = run / "log.jsonl"
-    return log.exists() and any(json.loads(line).get("done") for line in log.read_text().splitlines())
+    if not (run / "best.pt").exists() or not log.exists():
+        return None
+    used = None
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        if record.get("done"):
+            used = record.get("budget_used_s", 0.0)
+    return used
 
 
 def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: dict[str, str]) -> dict:
@@ -83,8 +101,9 @@ def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: 
     from wavesep.synth.batch import render_dataset
     from wavesep.synth.render import RenderSettings
 
-    sources = {f"{songs} generated songs (seed {seed})": work / "midi-generated"}
-    generate_songs(sources[next(iter(sources))], songs, seed)
+    generated = work / f"generated-seed{seed}-{songs}"  # its own folder: no song of another seed or count
+    sources = {f"{songs} generated songs (seed {seed})": generated}
+    generate_songs(generated, songs, seed)
     if midi is not None:
         sources[f"MIDI files of {midi}"] = midi
     sets = {}
@@ -155,7 +174,8 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         summary = row["sets"][label]
         bounds = bounds or summary
         t = row["training"]
-        budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} CPU min" if t.get("budget_used_s")
+        unit = "CPU min" if t.get("budget_unit", "CPU seconds") == "CPU seconds" else "min"
+        budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
                   else f"{t['step']} steps" if t.get("step") else "—")
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
                      f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f} | {budget} |")
@@ -196,11 +216,16 @@ def main(argv=None) -> int:
 
     import torch
 
+    from wavesep.evaluate import nan_to_none
     from wavesep.instruments import get_stem_set
     from wavesep.pretrained import load_any
 
     torch.set_num_threads(args.threads)
     extra = dict(item.split("=", 1) for item in args.model)
+    extra_sources = {name: load_any(path).sources for name, path in extra.items()}
+    for name, sources in extra_sources.items():
+        if not any(sources == get_stem_set(s).names for s in args.stem_sets):
+            parser.error(f"--model {name}: its stems ({', '.join(sources)}) are none of --stem-sets")
     report = {"date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
                   label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
@@ -208,7 +233,8 @@ def main(argv=None) -> int:
     for stem_set in args.stem_sets:
         models = {s: str(args.runs / f"{stem_set}-{s}/best.pt") for s in args.systems
                   if (args.runs / f"{stem_set}-{s}/best.pt").exists()}
-        models |= {name: path for name, path in extra.items() if load_any(path).sources == get_stem_set(stem_set).names}
+        models |= {name: extra[name] for name, sources in extra_sources.items()
+                   if sources == get_stem_set(stem_set).names}
         if not models:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
@@ -220,16 +246,10 @@ def main(argv=None) -> int:
                         f"{table(rows, label, stems)}\n")
     print("\n".join(text))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, default=_json_default, allow_nan=False) + "\n")
+    args.out.write_text(json.dumps(nan_to_none(report), indent=1, allow_nan=False) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(text))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
-
-
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,7 @@ memory does not grow with the track's length.
     python bench/separate.py [--seconds 60] [--hour] [--long-seconds 3600] [--threads 2]
                              [--model NAME_OR_PATH] [--repeats 1] [--systems ...] [--json OUT]
 
-The peers install with ``--no-deps`` (see ``bench/_peers.py``)::
-
-    .venv/bin/pip install -c constraints.txt einops julius && .venv/bin/pip install --no-deps demucs openunmix
+The peers' packages are installed by ``make setup`` (``--no-deps``; see pyproject's ``peers`` extra).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Model benchmark: size, receptive field, training and inference speed of every separator.
 
-Every model of :data:`wavesep.models.MODELS` at its default config, built for the six sources of
+wavesep's own models (:data:`wavesep.models.WAVESEP_MODELS`; ``--models`` also takes the peer adapters)
+at their default config, built for the six sources of
 the ``band`` stem set, stereo, 44.1 kHz, fixed setting. Measured, on random audio:
 
 - *parameters*, in millions, and the *receptive field* (``model.receptive_field``), in samples and ms;
@@ -37,7 +38,7 @@ import torch
 
 from wavesep.instruments import get_stem_set
 from wavesep.losses import mae
-from wavesep.models import MODELS, ModelSpec, SeparationModel, build_model
+from wavesep.models import MODELS, WAVESEP_MODELS, ModelSpec, SeparationModel, build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from render import machine  # noqa: E402  (bench/ is no package: its sibling script's helper)
@@ -172,7 +173,7 @@ def header(args, n_sources: int) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=WAVESEP_MODELS)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--amp", action="store_true", help="cuda only: bfloat16 autocast")

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Reproduce the shipped `default` model (make default-model, which first renders the training
 # songs into $DATA/dataset): train configs/default.yaml, measure the floor the tests hold it to,
-# and register it in wavesep/weights. Training continues from its last checkpoint if there is one.
+# and register it in wavesep/weights. Training continues from its last checkpoint if there is one
+# (with the config saved in the run: edit that, or start a new RUN, to change it).
 set -euo pipefail
 DATA=${DATA:-data/default}
 RUN=${RUN:-runs/default}
@@ -20,5 +21,5 @@ fi
 floor=$("$BIN/python" scripts/floor.py "$RUN/default.safetensors")
 "$BIN/wavesep" export "$RUN/best.pt" --out "$RUN/default.safetensors" --register default \
     --description "latent-wavenet (stride 64), band stems, 44.1 kHz; configs/default.yaml" \
-    --info "floor_si_sdri=$floor" --info "trained_on=300 generated songs (seed 7), FluidR3_GM, $DATA/dataset"
+    --info "floor_si_sdri=$floor" --info "trained_on=$DATA/dataset (make training-data: 300 generated songs, seed 7, FluidR3_GM)"
 echo "registered default (floor $floor dB)"

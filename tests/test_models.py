@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wavesep.models import MODELS, ModelSpec, build_model, model_config, model_from_description
+from wavesep.models import WAVESEP_MODELS, ModelSpec, build_model, model_config, model_from_description
 from wavesep.train.checkpoint import checkpoint_payload, load_model, save_atomic
 
 SOURCES = ("drums", "bass", "piano")
@@ -36,11 +36,11 @@ def condition_for(model, batch: int):
     return (torch.arange(batch * spec.n_sources).view(batch, -1) % 2).float()
 
 
-def test_every_architecture_has_a_small_config():
-    assert set(SMALL) == set(MODELS)
+def test_every_architecture_has_a_small_config():  # the peer adapters: tests/test_peers.py
+    assert set(SMALL) == set(WAVESEP_MODELS)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 @pytest.mark.parametrize("setting,informed_by", SETTINGS)
 @pytest.mark.parametrize("model_channels", [1, 2])
 def test_shapes_for_mono_stereo_and_odd_lengths(name, setting, informed_by, model_channels):
@@ -58,7 +58,7 @@ def test_shapes_for_mono_stereo_and_odd_lengths(name, setting, informed_by, mode
                 assert out.presence_logits is None
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 def test_silence_in_gives_silence_out_not_nan(name):
     model = small_model(name)
     out = model(torch.zeros(1, 2, 500))
@@ -66,7 +66,7 @@ def test_silence_in_gives_silence_out_not_nan(name):
     assert out.stems.abs().max() == 0  # the output is rescaled by the input's level
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 def test_multihot_informed_absent_sources_are_exactly_silent(name):
     model = small_model(name, "informed", "multihot")
     condition = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
@@ -108,7 +108,7 @@ def test_blind_detect_keeps_only_sources_judged_present():
         small_model("conv").detect(torch.randn(1, 2, 200))
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 def test_receptive_field_is_what_the_model_says(name):
     """The inputs one output sample depends on (by its gradient) span ``receptive_field`` at the
     widest, over positions of every phase of the model's strides (checked on ``separate``,
@@ -128,14 +128,14 @@ def test_receptive_field_is_what_the_model_says(name):
         assert widest == model.receptive_field
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 def test_valid_length_is_at_least_the_length(name):
     model = small_model(name)
     for length in (1, 7, 100, 1023):
         assert model.valid_length(length) >= length
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", WAVESEP_MODELS)
 def test_save_then_load_gives_identical_outputs(name, tmp_path):
     model = small_model(name, "blind")
     path = tmp_path / "model.pt"

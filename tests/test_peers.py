@@ -23,7 +23,7 @@ UNUSED = {"conv-tasnet": {"net.masker.TCN.1.res_conv.weight", "net.masker.TCN.1.
 
 
 @pytest.mark.parametrize("name", TINY)
-@pytest.mark.parametrize("length", [11025, 4037])
+@pytest.mark.parametrize("length", [11025, 4037, 37, 1])
 def test_a_peer_separates_any_length_mono_or_stereo_and_learns_through_every_weight(name, length):
     torch.manual_seed(0)
     model = build_model(name, ModelSpec(sources=SEED4), TINY[name])

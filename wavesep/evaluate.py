@@ -168,16 +168,16 @@ def evaluate(separator: Separator, data: str | Path, stem_set: str | None = None
         "overlap": separator.overlap,
         "definitions": SILENCE_NOTE,
         "seconds": round(time.perf_counter() - started, 1),
-        "songs": [{"name": r.name, "duration_s": round(r.duration_s, 2), "scores": _nan_to_none(r.scores)}
+        "songs": [{"name": r.name, "duration_s": round(r.duration_s, 2), "scores": nan_to_none(r.scores)}
                   for r in results],
         "summary": summarise(results, stems),
     }
 
 
-def _nan_to_none(value):
+def nan_to_none(value):
     """NaN (no score) as JSON's null, in nested dicts."""
     if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
+        return {key: nan_to_none(item) for key, item in value.items()}
     return None if isinstance(value, float) and math.isnan(value) else value
 
 

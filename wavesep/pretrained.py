@@ -87,6 +87,8 @@ def training_info(name_or_path: str | Path) -> dict:
     """What a registered model, weights file or checkpoint says of its training (steps, time,
     hardware, ...): a weights file's ``info``, a checkpoint's ``training`` state."""
     text = str(name_or_path)
+    if text == TINY:
+        return {}  # built in, never trained
     if text.endswith(".pt"):
         from wavesep.train.checkpoint import read_checkpoint
 

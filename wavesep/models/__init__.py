@@ -26,9 +26,9 @@ from wavesep.models.wavenet import WaveNetSeparator
 from wavesep.models.waveunet import WaveUNet
 from wavesep.typed import typed
 
-MODELS: dict[str, type[SeparationModel]] = {
-    cls.name: cls for cls in (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet, *PEERS)
-}
+OWN_MODELS: tuple[type[SeparationModel], ...] = (ConvSeparator, WaveNetSeparator, WaveUNet, LatentWaveNet)
+MODELS: dict[str, type[SeparationModel]] = {cls.name: cls for cls in (*OWN_MODELS, *PEERS)}
+WAVESEP_MODELS = [cls.name for cls in OWN_MODELS]  # every setting, any length: not the peer adapters
 
 
 def model_config(name: str, args: dict | None = None):
@@ -56,5 +56,5 @@ def model_from_description(description: dict) -> SeparationModel:
     return build_model(description["name"], ModelSpec(**description["spec"]), description["config"])
 
 
-__all__ = ["MODELS", "ModelSpec", "Separation", "SeparationModel", "build_model", "model_config",
+__all__ = ["MODELS", "WAVESEP_MODELS", "ModelSpec", "Separation", "SeparationModel", "build_model", "model_config",
            "model_from_description"]

@@ -38,25 +38,30 @@ INSTALL = ("install the peers with: pip install einops julius huggingface_hub &&
            "demucs==4.1.0 openunmix==1.3.0 asteroid==0.7.0 asteroid-filterbanks==0.4.0 (make setup does)")
 
 
-class PeerMissing(ImportError):
-    """A peer's package cannot be imported."""
+class PeerMissing(ValueError):
+    """A peer's package cannot be imported (a ValueError: the CLI reports it in one line)."""
 
 
 def peer_module(name: str):
     """Import one of the peers' modules, or raise :class:`PeerMissing` with the install line.
 
     openunmix and asteroid import torchaudio at module level, and no torchaudio build loads with
-    torch 2.13 here; the paths used here never call it, so an empty module stands in for it when
-    the real one cannot be imported (any call into it would fail loudly, not silently).
+    torch 2.13 here; the paths used here never call it, so an empty module stands in for it while
+    they are imported (any call into it would fail loudly, not silently). It is taken out again,
+    so that other code's ``import torchaudio`` still fails as it should.
     """
+    stub = None
     try:
         import torchaudio  # noqa: F401
     except (ImportError, OSError):
-        sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+        stub = sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
     try:
         return importlib.import_module(name)
     except ImportError as error:
         raise PeerMissing(f"{name} cannot be imported ({error}): {INSTALL}") from None
+    finally:
+        if stub is not None and sys.modules.get("torchaudio") is stub:
+            del sys.modules["torchaudio"]
 
 
 def _fixed_only(name: str, spec: ModelSpec):
@@ -77,7 +82,7 @@ class ConvTasNetConfig:
     bn_chan: int = 128  # bottleneck channels
     hid_chan: int = 512  # channels inside a block
     skip_chan: int = 128  # skip-connection channels
-    norm_type: str = "gLN"  # asteroid's normalisation: gLN | cLN | BN
+    norm_type: str = "gLN"  # asteroid's normalisation: gLN (global: over the whole input) | cLN | bN
     mask_act: str = "sigmoid"  # mask non-linearity
 
 
@@ -99,9 +104,16 @@ class ConvTasNet(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
+        # The convolutions' span (frames seen by one frame, the decoder's overlap, the encoder's
+        # window); with gLN, the default, every output also depends on the whole input's statistics.
         c = self.config
         frames = c.n_repeats * sum(2**b * 2 for b in range(c.n_blocks)) + 1
-        return (frames - 1) * c.stride + c.kernel_size
+        return frames * c.stride + c.kernel_size
+
+    def valid_length(self, length: int) -> int:
+        # asteroid's encoder does not pad: whole hops after the first window, or the tail is lost.
+        c = self.config
+        return c.kernel_size + -(-max(length - c.kernel_size, 0) // c.stride) * c.stride
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         batch, channels, length = x.shape
@@ -140,9 +152,13 @@ class HDemucs(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
-        # The deepest time layer sees stride**depth samples per step with kernel 8; the LSTM-free
-        # default has no wider context than a few of those steps.
+        # Convolutions only: the deepest layer's kernel of 8 steps of 4**depth samples. demucs's
+        # defaults also put a BiLSTM and local attention in the layers from the 5th on, which see
+        # the whole segment, so the separator's segments bound the context in practice.
         return 8 * 4 ** self.config.depth
+
+    def valid_length(self, length: int) -> int:
+        return max(length, self.config.nfft)  # demucs's STFT padding fails on very short inputs
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, length = x.shape
@@ -184,8 +200,12 @@ class OpenUnmix(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
-        # Bidirectional LSTMs: every frame sees the whole input; one STFT frame is the floor.
+        # Bidirectional LSTMs: every frame sees the whole input, so the separator's segments bound
+        # the context; this is the least a sample needs, one STFT frame.
         return self.config.n_fft
+
+    def valid_length(self, length: int) -> int:
+        return max(length, self.config.n_fft)  # openunmix's reflect-padded STFT needs a whole frame
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, length = x.shape

@@ -261,7 +261,8 @@ class Trainer:
         if self.step == 0:
             self._validate()  # the untrained baseline, for the curves
         try:
-            while self.step < steps and not self._budget_spent():
+            spent = self._budget_spent()
+            while self.step < steps and not spent:
                 clock = self.budget_clock()
                 mixture, stems = next(self.batches)
                 loss, parts, applied = self._train_step(mixture, stems)
@@ -286,7 +287,8 @@ class Trainer:
                             f"{bad_in_a_row} non-finite losses in a row (steps {self.step - bad_in_a_row + 1}-"
                             f"{self.step}): stopped. {left}; lower optim.lr or set optim.grad_clip")
                 # During a run of bad steps, periodic validation and checkpoints wait for a good one.
-                final = self.step == steps or self._budget_spent()
+                spent = self._budget_spent()
+                final = self.step == steps or spent
                 if final or (applied and self.step % t.valid_every == 0):
                     self._validate()
                 if final or (applied and self.step % t.checkpoint_every == 0):
