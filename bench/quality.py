@@ -19,7 +19,9 @@ What it does:
    songs where the stem plays), for each model and for the mixture and the oracle ideal ratio
    mask; the CPU real-time factor of each model on ``--rtf-seconds`` of a test mixture with
    ``--threads`` threads (separation in memory, after a warm-up); the parameters; and the training
-   budget read back from the checkpoint (steps, CPU seconds, hardware).
+   budget read back from the checkpoint (steps, CPU seconds, hardware). Scores already in
+   ``--out`` for the same weights (SHA-256) and test set are reused unless ``--fresh``, so adding a
+   model scores only that one; the real-time factors are measured anew every run.
 
 Prints one Markdown table per stem set and test set, and writes them with every figure to
 ``--out`` (JSON and .md)::
@@ -125,16 +127,35 @@ def training_budget(path: str) -> dict:
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float) -> float:
-    """Seconds of separation per second of audio, in memory, after a warm-up."""
+    """Seconds of separation per second of audio, in memory, after a warm-up on the segment's
+    shape (torch's CPU kernels are prepared per input shape on first use)."""
     excerpt = mixture[:, : int(seconds * sample_rate)]
-    separator.separate(excerpt[:, : sample_rate])
+    separator.separate(excerpt[:, : int(1.5 * separator.segment_s * sample_rate)])
     started = time.perf_counter()
     separator.separate(excerpt)
     return (time.perf_counter() - started) / (excerpt.shape[-1] / sample_rate)
 
 
-def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float) -> dict:
-    """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`."""
+def weights_hash(path: str) -> str:
+    """SHA-256 of a checkpoint or weights file (of the registered file for a name)."""
+    import hashlib
+
+    from wavesep.pretrained import WEIGHTS_DIR, registered_models
+
+    file = Path(path) if Path(path).exists() else WEIGHTS_DIR / f"{path}.safetensors"
+    if path not in registered_models() and not Path(path).exists():
+        return ""
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float, previous: dict) -> dict:
+    """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`. Scores
+    in ``previous`` (an earlier report's rows) for the same weights and test set are reused; the
+    real-time factor is always measured anew."""
     from wavesep.data.dataset import load_songs
     from wavesep.evaluate import evaluate, song_audio
     from wavesep.instruments import get_stem_set
@@ -145,10 +166,15 @@ def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float)
     rows = {}
     for name, path in models.items():
         separator = Separator(path)
-        rows[name] = {"weights": path, "parameters": separator.model.n_parameters(),
+        rows[name] = {"weights": path, "sha256": weights_hash(path), "parameters": separator.model.n_parameters(),
                       "model": separator.model.describe()["name"], "training": training_budget(path),
                       "rtf": real_time_factor(separator, mixture, first.sample_rate, rtf_seconds), "sets": {}}
+        before = previous.get(name, {})
         for label, splits in sets.items():
+            if before.get("sha256") == rows[name]["sha256"] and label in before.get("sets", {}):
+                rows[name]["sets"][label] = before["sets"][label]
+                print(f"  {stem_set} {name} on {label}: scores of the previous report (same weights)", flush=True)
+                continue
             started = time.perf_counter()
             results = evaluate(separator, splits, stem_set, bss=False)
             rows[name]["sets"][label] = results["summary"]
@@ -203,6 +229,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rtf-seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output/quality.json")
+    parser.add_argument("--fresh", action="store_true", help="score every model again, even those --out has scores for")
     args = parser.parse_args(argv)
 
     fonts = {"seen SoundFont " + Path(args.soundfont).stem: args.soundfont}
@@ -229,6 +256,7 @@ def main(argv=None) -> int:
     report = {"date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
                   label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
+    previous = json.loads(args.out.read_text())["stem_sets"] if args.out.exists() and not args.fresh else {}
     text = []
     for stem_set in args.stem_sets:
         models = {s: str(args.runs / f"{stem_set}-{s}/best.pt") for s in args.systems
@@ -238,7 +266,7 @@ def main(argv=None) -> int:
         if not models:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
-        rows = score(models, sets, stem_set, args.rtf_seconds)
+        rows = score(models, sets, stem_set, args.rtf_seconds, previous.get(stem_set, {}))
         report["stem_sets"][stem_set] = rows
         stems = get_stem_set(stem_set).names
         for label in sets:

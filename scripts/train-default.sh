@@ -21,5 +21,5 @@ fi
 floor=$("$BIN/python" scripts/floor.py "$RUN/default.safetensors")
 "$BIN/wavesep" export "$RUN/best.pt" --out "$RUN/default.safetensors" --register default \
     --description "latent-wavenet (stride 64), band stems, 44.1 kHz; configs/default.yaml" \
-    --info "floor_si_sdri=$floor" --info "trained_on=$DATA/dataset (make training-data: 300 generated songs, seed 7, FluidR3_GM)"
+    --info "floor_si_sdri=$floor" --info "trained_on=$DATA/dataset, made by make training-data (300 generated songs, seed 7, FluidR3_GM)"
 echo "registered default (floor $floor dB)"
