@@ -64,9 +64,13 @@ def peer_module(name: str):
             del sys.modules["torchaudio"]
 
 
-def _fixed_only(name: str, spec: ModelSpec):
-    if spec.setting != "fixed":
-        raise ValueError(f"{name}: the peer adapters offer the fixed setting only, got {spec.setting!r}")
+class PeerAdapter(SeparationModel):
+    """What the adapters share: the fixed setting only, so no condition and no presence head."""
+
+    def __init__(self, spec: ModelSpec, config):
+        if spec.setting != "fixed":
+            raise ValueError(f"{self.name}: the peer adapters offer the fixed setting only, got {spec.setting!r}")
+        super().__init__(spec, config, feature_channels=1)
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,14 @@ class ConvTasNetConfig:
     mask_act: str = "sigmoid"  # mask non-linearity
 
 
-class ConvTasNet(SeparationModel):
+class ConvTasNet(PeerAdapter):
     """asteroid's ConvTasNet, one mono network for every channel."""
 
     name = "conv-tasnet"
     Config = ConvTasNetConfig
 
     def __init__(self, spec: ModelSpec, config: ConvTasNetConfig = ConvTasNetConfig()):
-        _fixed_only(self.name, spec)
-        super().__init__(spec, config, feature_channels=1)
+        super().__init__(spec, config)
         models = peer_module("asteroid.models")
         self.net = models.ConvTasNet(
             n_src=spec.n_outputs, n_blocks=config.n_blocks, n_repeats=config.n_repeats, bn_chan=config.bn_chan,
@@ -135,15 +138,14 @@ class HDemucsConfig:
     cac: bool = True  # complex as channels (False: masks and Wiener filtering)
 
 
-class HDemucs(SeparationModel):
+class HDemucs(PeerAdapter):
     """demucs's HDemucs."""
 
     name = "hdemucs"
     Config = HDemucsConfig
 
     def __init__(self, spec: ModelSpec, config: HDemucsConfig = HDemucsConfig()):
-        _fixed_only(self.name, spec)
-        super().__init__(spec, config, feature_channels=1)
+        super().__init__(spec, config)
         hdemucs = peer_module("demucs.hdemucs")
         self.net = hdemucs.HDemucs(
             sources=list(spec.sources), audio_channels=spec.audio_channels, channels=config.channels,
@@ -176,7 +178,7 @@ class OpenUnmixConfig:
     wiener_iterations: int = 1  # Wiener EM iterations when not training (umx's default: 1)
 
 
-class OpenUnmix(SeparationModel):
+class OpenUnmix(PeerAdapter):
     """openunmix's Separator over one OpenUnmix per source; trained with mixture-phase outputs
     (no Wiener iterations), separated with ``wiener_iterations`` of them, as umx does."""
 
@@ -184,8 +186,7 @@ class OpenUnmix(SeparationModel):
     Config = OpenUnmixConfig
 
     def __init__(self, spec: ModelSpec, config: OpenUnmixConfig = OpenUnmixConfig()):
-        _fixed_only(self.name, spec)
-        super().__init__(spec, config, feature_channels=1)
+        super().__init__(spec, config)
         model = peer_module("openunmix.model")
         utils = peer_module("openunmix.utils")
         max_bin = utils.bandwidth_to_max_bin(rate=float(spec.sample_rate), n_fft=config.n_fft,
