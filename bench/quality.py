@@ -137,16 +137,16 @@ def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: 
 
 
 def weights_hash(path: str) -> str:
-    """SHA-256 of a checkpoint or weights file (of the registered file for a name)."""
+    """SHA-256 of a checkpoint or weights file; a registered name's from the manifest ("" for
+    the built-in untrained model)."""
     import hashlib
 
-    from wavesep.pretrained import WEIGHTS_DIR, registered_models
+    from wavesep.pretrained import MANIFEST
 
-    file = Path(path) if Path(path).exists() else WEIGHTS_DIR / f"{path}.safetensors"
-    if path not in registered_models() and not Path(path).exists():
-        return ""
+    if not Path(path).is_file():
+        return json.loads(MANIFEST.read_text()).get(path, {}).get("sha256", "") if MANIFEST.exists() else ""
     digest = hashlib.sha256()
-    with open(file, "rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

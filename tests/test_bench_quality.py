@@ -1,0 +1,43 @@
+"""bench/quality.py end to end on one short song and the tiny built-in model: the report's rows,
+the bounds, the budget mismatch guard, and scores reused for unchanged weights."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import quality  # noqa: E402  (bench/ is no package)
+
+
+def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_scores(tmp_path, capsys):
+    out = tmp_path / "quality.json"
+    args = ["--runs", str(tmp_path / "no-runs"), "--work", str(tmp_path / "work"), "--out", str(out),
+            "--stem-sets", "seed4", "--model", "tiny=tiny-untrained", "--songs", "1", "--seed", "4242",
+            "--unseen-soundfont", "", "--rtf-seconds", "2", "--threads", "1"]
+    assert quality.main(args) == 0
+    report = json.loads(out.read_text())
+    row = report["stem_sets"]["seed4"]["tiny"]
+    (label, summary), = row["sets"].items()
+    assert label == "1 generated songs (seed 4242), seen SoundFont FluidR3_GM"
+    assert row["parameters"] > 0 and row["rtf"] > 0 and row["sha256"] == ""  # built in: no file to hash
+    assert summary["mixture"]["mean"]["SI-SDRi"]["mean"] == 0.0
+    assert summary["oracle IRM"]["mean"]["SI-SDRi"]["mean"] > summary["model"]["mean"]["SI-SDRi"]["mean"]
+    table = out.with_suffix(".md").read_text()
+    assert "| tiny (latent-wavenet) |" in table and "| oracle IRM |" in table
+    capsys.readouterr()
+    assert quality.main(args) == 0  # unchanged weights: the scores are reused, the RTF measured anew
+    assert "scores of the previous report" in capsys.readouterr().out
+
+
+def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):
+    run = tmp_path / "runs" / "band-wavesep"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"")
+    (run / "log.jsonl").write_text(json.dumps({"step": 9, "done": True, "budget_used_s": 900.0}) + "\n{\"step\": 1")
+    with pytest.raises(SystemExit, match="trained with 900 CPU s, more than --budget 720"):
+        quality.train_missing(tmp_path / "runs", tmp_path / "data", ["band"], ["wavesep"], {"band": 720.0})
