@@ -139,17 +139,11 @@ def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: 
 def weights_hash(path: str) -> str:
     """SHA-256 of a checkpoint or weights file; a registered name's from the manifest ("" for
     the built-in untrained model)."""
-    import hashlib
-
-    from wavesep.pretrained import MANIFEST
+    from wavesep.pretrained import MANIFEST, sha256
 
     if not Path(path).is_file():
         return json.loads(MANIFEST.read_text()).get(path, {}).get("sha256", "") if MANIFEST.exists() else ""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256(path)
 
 
 def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float, previous: dict) -> dict:
