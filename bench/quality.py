@@ -230,9 +230,8 @@ def main(argv=None) -> int:
     if args.unseen_soundfont:
         fonts["unseen SoundFont " + Path(args.unseen_soundfont).stem] = args.unseen_soundfont
     if args.train:
-        train_missing(args.runs, args.train, args.stem_sets, args.systems,
-                      {"band": args.budget, "seed4": args.budget_seed4} | {s: args.budget for s in args.stem_sets
-                                                                           if s not in ("band", "seed4")})
+        budgets = {s: args.budget_seed4 if s == "seed4" else args.budget for s in args.stem_sets}
+        train_missing(args.runs, args.train, args.stem_sets, args.systems, budgets)
     sets = test_sets(args.work, args.songs, args.seed, args.midi, fonts)
 
     import torch
