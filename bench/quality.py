@@ -48,6 +48,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("wavesep", "conv-tasnet", "hdemucs", "open-unmix")
+# Bumped when a score's meaning changes, so that --out's older scores are not reused (2: the oracle
+# charges the instruments a stem set leaves unnamed to no stem).
+SCORING = 2
 SEEN_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 UNSEEN_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
@@ -246,12 +249,20 @@ def main(argv=None) -> int:
     for name, sources in extra_sources.items():
         if not any(sources == get_stem_set(s).names for s in args.stem_sets):
             parser.error(f"--model {name}: its stems ({', '.join(sources)}) are none of --stem-sets")
-    report = {"date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
+    report = {"scoring": SCORING, "date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
                   label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
-    previous = json.loads(args.out.read_text())["stem_sets"] if args.out.exists() and not args.fresh else {}
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    previous = previous.get("stem_sets", {}) if previous.get("scoring") == SCORING else {}
     text = []
-    for stem_set in args.stem_sets:
+    for stem_set in [*args.stem_sets, *(s for s in previous if s not in args.stem_sets)]:
+        stems = get_stem_set(stem_set).names
+        if stem_set not in args.stem_sets:  # not asked for this time: the earlier report's rows stay
+            rows = report["stem_sets"][stem_set] = previous[stem_set]
+            for label in next(iter(rows.values()))["sets"]:
+                text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"
+                            f"{table(rows, label, stems)}\n")
+            continue
         models = {s: str(args.runs / f"{stem_set}-{s}/best.pt") for s in args.systems
                   if (args.runs / f"{stem_set}-{s}/best.pt").exists()}
         models |= {name: extra[name] for name, sources in extra_sources.items()
@@ -259,9 +270,8 @@ def main(argv=None) -> int:
         if not models:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
-        rows = score(models, sets, stem_set, args.rtf_seconds, previous.get(stem_set, {}))
+        rows = score(models, sets, stem_set, args.rtf_seconds, {} if args.fresh else previous.get(stem_set, {}))
         report["stem_sets"][stem_set] = rows
-        stems = get_stem_set(stem_set).names
         for label in sets:
             text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"
                         f"{table(rows, label, stems)}\n")

@@ -30,6 +30,17 @@ def test_oracle_mask_shares_the_mixture_and_gives_back_a_lone_source():
     np.testing.assert_allclose(ideal_ratio_mask(alone[0], alone)[0], alone[0], atol=1e-5)
 
 
+def test_oracle_mask_charges_the_unnamed_part_of_the_mixture_to_no_stem():
+    """A stem set without 'other' (seed4): the instruments it leaves out are in the mixture, not in
+    any reference, and the oracle must not hand them to the named stems."""
+    t = np.arange(3 * 22050) / 22050
+    tones = np.stack([np.broadcast_to(np.sin(2 * np.pi * f * t), (2, t.size)) for f in (220, 880, 3520)])
+    mixture = tones.sum(0)
+    estimates = ideal_ratio_mask(mixture, tones[:2])  # the 3520 Hz tone is in no stem
+    for estimate, tone in zip(estimates, tones):
+        assert np.sum((estimate - tone) ** 2) < 1e-3 * np.sum(tone**2)
+
+
 def test_scores_of_the_mixture_and_of_a_silent_reference():
     references = random_stems()
     references[2] = 0  # piano absent from this song

@@ -48,9 +48,11 @@ SILENCE_NOTE = (
 
 
 def ideal_ratio_mask(mixture: np.ndarray, references: np.ndarray) -> np.ndarray:
-    """Oracle estimates: each stem's power share ``|S_j|^2 / sum_k |S_k|^2`` of every STFT bin,
-    applied to the mixture and inverted. One stem at a time, in complex64, so memory stays a few
-    STFTs of one channel set whatever the number of stems.
+    """Oracle estimates: each stem's power share ``|S_j|^2 / (sum_k |S_k|^2 + |R|^2)`` of every STFT
+    bin, applied to the mixture and inverted. ``R`` is what of the mixture no stem holds (the
+    instruments a stem set leaves unnamed, like seed4's guitars): its power counts against every
+    stem, so the oracle is a ceiling for stem sets without ``other`` too. One stem at a time, in
+    complex64, so memory stays a few STFTs of one channel set whatever the number of stems.
 
     Shape:
         mixture (channels, time), references (stems, channels, time) -> (stems, channels, time).
@@ -62,8 +64,9 @@ def ideal_ratio_mask(mixture: np.ndarray, references: np.ndarray) -> np.ndarray:
         return torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), IRM_FFT, IRM_HOP,
                           window=window, return_complex=True)
 
-    total = sum(stft(reference).abs().square() for reference in references).clamp_min(1e-20)
     mix = stft(mixture)
+    residual = stft(mixture - references.sum(axis=0)).abs().square()
+    total = (sum(stft(reference).abs().square() for reference in references) + residual).clamp_min(1e-20)
     out = np.empty(references.shape, np.float32)
     for index, reference in enumerate(references):
         masked = mix * (stft(reference).abs().square() / total)
