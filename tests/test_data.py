@@ -22,6 +22,7 @@ import wavesep.data.stream
 from wavesep.data.augment import (
     Augmentation,
     augment_stems,
+    random_equalizer,
     remix_sources,
     shift_starts,
 )
@@ -261,6 +262,28 @@ def test_augment_stems_gain_sign_and_channel_swap():
     assert mono.shape == (400, 1, 8)
 
 
+def test_random_timbre_eq_and_lowpass():
+    flat = random_equalizer(np.random.default_rng(0), 3, 513, 0.0, 0.0)
+    assert flat.shape == (3, 513) and np.array_equal(flat, np.ones_like(flat))
+    eq = random_equalizer(np.random.default_rng(0), 50, 4097, 6.0, 0.0)
+    db = 20 * np.log10(eq)
+    assert db.min() >= -6.0 - 1e-4 and db.max() <= 6.0 + 1e-4 and db.std() > 1.0
+    assert np.abs(np.diff(db[:, 64:], axis=1)).max() < 0.5  # smooth: a curve, not a noise
+    lowpass = random_equalizer(np.random.default_rng(0), 50, 513, 0.0, 1.0)
+    np.testing.assert_allclose(lowpass[:, :128], 1.0)  # nothing below a quarter of Nyquist is cut
+    assert (lowpass[:, -1] < 0.5).mean() > 0.5 and lowpass.max() <= 1.0
+
+    t = np.arange(4096)
+    tones = np.stack([np.sin(np.pi * 0.05 * t), np.sin(np.pi * 0.9 * t)]).astype(np.float32)[:, None]
+    augmentation = Augmentation(gain_db=(0.0, 0.0), flip_sign_probability=0.0, swap_channels_probability=0.0,
+                                lowpass_probability=1.0)
+    rms = [np.sqrt(np.mean(augment_stems(tones, np.random.default_rng(seed), augmentation) ** 2, axis=(1, 2)))
+           for seed in range(20)]
+    low, high = np.array(rms).T / np.sqrt(0.5)
+    np.testing.assert_allclose(low, 1.0, atol=1e-3)  # the low tone passes
+    assert high.max() <= 1.0 + 1e-3 and high.min() < 0.3  # the high one is cut, by a random amount
+
+
 def test_shift_and_remix_draws():
     rng = np.random.default_rng(0)
     starts = shift_starts(rng, 1000, 500, 300, max_start=1200)
@@ -295,7 +318,7 @@ def test_remix_takes_stems_from_other_songs(train_songs):
 
 
 def test_augmented_mixture_is_the_sum_of_augmented_stems(train_songs):
-    augmentation = Augmentation(max_shift_samples=2000, remix_probability=0.5)
+    augmentation = Augmentation(max_shift_samples=2000, remix_probability=0.5, eq_db=6.0, lowpass_probability=0.5)
     band = TrainChunks(train_songs, "band", 4410, augmentation=augmentation, seed=9)
     for mixture, stems in take(band, 5):
         torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)

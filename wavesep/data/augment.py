@@ -7,7 +7,9 @@ Two kinds, applied where they can be:
   another random song and offset (:func:`remix_sources`): both change which audio is read, so
   :class:`~wavesep.data.train_chunks.TrainChunks` applies them while reading;
 - *signal*: random gain, sign flip and left/right swap per stem (:func:`augment_stems`), on
-  arrays already read.
+  arrays already read, and optionally a random timbre (:func:`random_equalizer`): a smooth
+  random EQ curve and a low-pass at a random cutoff, so that a model does not learn one
+  SoundFont's spectra (other SoundFonts' samples are brighter, duller, or recorded at a lower rate).
 
 Every function draws from a ``numpy.random.Generator`` it is given, in a fixed order, so the same
 generator state gives the same augmentation.
@@ -30,12 +32,17 @@ class Augmentation:
     swap_channels_probability: float = 0.5  # mirrors a stem's stereo image (stereo only)
     max_shift_samples: int = 0  # read offset jitter, +-; 0 keeps the song's timing (Demucs: 1 s)
     remix_probability: float = 0.0  # take the stem from another song; 0 keeps songs musically coherent
+    eq_db: float = 0.0  # random smooth EQ per stem, up to +-eq_db at each of EQ_POINTS frequencies; 0 for none
+    lowpass_probability: float = 0.0  # chance that a stem is low-passed at a random cutoff
 
     def __post_init__(self):
         low, high = self.gain_db
         if low > high:
             raise ValueError(f"gain_db range {self.gain_db} is empty")
-        for name in ("flip_sign_probability", "swap_channels_probability", "remix_probability"):
+        if self.eq_db < 0:
+            raise ValueError(f"eq_db must be >= 0, got {self.eq_db}")
+        for name in ("flip_sign_probability", "swap_channels_probability", "remix_probability",
+                     "lowpass_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_shift_samples < 0:
@@ -61,7 +68,39 @@ def augment_stems(stems: np.ndarray, rng: np.random.Generator, augmentation: Aug
     out = stems * (gains * signs).astype(np.float32)[:, None, None]
     if channels == 2 and swaps.any():
         out[swaps] = out[swaps][:, ::-1]
-    return out
+    if augmentation.eq_db or augmentation.lowpass_probability:
+        curves = random_equalizer(rng, n_stems, stems.shape[-1] // 2 + 1, augmentation.eq_db,
+                                  augmentation.lowpass_probability)
+        out = np.fft.irfft(np.fft.rfft(out, axis=-1) * curves[:, None], n=stems.shape[-1], axis=-1)
+    return out.astype(np.float32, copy=False)
+
+
+EQ_POINTS = 8  # random EQ gains, log-spaced from 1/512 of the Nyquist frequency (43 Hz at 44.1 kHz) to it
+
+
+def random_equalizer(rng: np.random.Generator, n_stems: int, bins: int, eq_db: float,
+                     lowpass_probability: float) -> np.ndarray:
+    """Per stem, a random magnitude response over ``bins`` rFFT bins: gains drawn uniformly in
+    ``+-eq_db`` at :data:`EQ_POINTS` log-spaced frequencies and interpolated (in dB, over log
+    frequency), times, with ``lowpass_probability``, a roll-off of 24 dB per octave above a cutoff
+    drawn log-uniformly between 1/4 of the Nyquist frequency and all of it.
+
+    Shape:
+        Returns (n_stems, bins) float32, real and non-negative (zero phase).
+    """
+    frequency = np.linspace(0.0, 1.0, bins)  # fraction of the Nyquist frequency
+    log_f = np.log2(np.maximum(frequency, 1 / 1024))
+    points = np.linspace(-9.0, 0.0, EQ_POINTS)  # log2 of 1/512 ... 1
+    gains_db = rng.uniform(-eq_db, eq_db, (n_stems, EQ_POINTS))
+    lowpass = rng.random(n_stems) < lowpass_probability
+    cutoffs = rng.uniform(-2.0, 0.0, n_stems)  # log2 of the cutoff
+    curves = np.empty((n_stems, bins), np.float32)
+    for stem in range(n_stems):
+        db = np.interp(log_f, points, gains_db[stem])
+        if lowpass[stem]:
+            db -= 24.0 * np.maximum(log_f - cutoffs[stem], 0.0)
+        curves[stem] = 10 ** (db / 20)
+    return curves
 
 
 def shift_starts(rng: np.random.Generator, start: int, n_stems: int, max_shift_samples: int,

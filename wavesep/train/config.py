@@ -46,6 +46,8 @@ class DataSection:
     exclude_unnamed: bool = False  # drop instruments no stem names from the mixture
     filter: bool = True  # the study's silent (>40 %) and identical (>65 %) chunk filters
     augment: bool = True  # per-stem gain, sign, channel swap (and shifts, remixing in dataset mode)
+    augment_eq_db: float = 0.0  # with augment: random smooth EQ per stem, up to +- this many dB
+    augment_lowpass: float = 0.0  # with augment: chance that a stem is low-passed at a random cutoff
     workers: int = 0  # DataLoader worker processes
     pool_size: int = 64  # stream mode: chunks in the shuffling pool
     reuse: int = 1  # stream mode: times each chunk is used

@@ -81,7 +81,8 @@ def generated_index(run_dir: Path, n_songs: int, seed: int) -> Path:
 
 
 def _augmentation(config: Config) -> Augmentation | None:
-    return Augmentation() if config.data.augment else None
+    d = config.data
+    return Augmentation(eq_db=d.augment_eq_db, lowpass_probability=d.augment_lowpass) if d.augment else None
 
 
 def _filter(config: Config) -> ChunkFilter | None:
