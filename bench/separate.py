@@ -1,4 +1,5 @@
-"""Separation benchmark: wavesep against HT-Demucs and Open-Unmix on the CPU, in the same run.
+"""Separation benchmark: wavesep against HT-Demucs and Open-Unmix on the CPU (or ``--device cuda``),
+in the same run.
 
 What is measured, for one music-like 44.1 kHz stereo WAV (pink noise plus decaying tones, seeded;
 the same file for every system), each system in its own fresh interpreter with ``--threads``
@@ -21,12 +22,14 @@ Reported per row: parameters; *load*, the seconds to build (or load) the model; 
 of the separation alone (after one warm-up on a short input; the median of ``--repeats``), without
 interpreter start or model construction; the real-time factor (RTF = wall s per audio s) and its
 inverse; *peak RSS*, the child process's high-water mark (``VmHWM``: model, audio, everything);
-the RTF relative to wavesep's. ``--hour`` adds wavesep on a one-hour file (16-bit, ~0.6 GB; its
+the RTF relative to wavesep's; on CUDA also *peak GPU*, the most GPU memory torch held
+(``max_memory_allocated``), with the device synchronised before each clock reading. ``--hour`` adds wavesep on a one-hour file (16-bit, ~0.6 GB; its
 stems need ~16 GB of disk while they are written): its peak RSS, next to the 60 s one, shows that
 memory does not grow with the track's length.
 
     python bench/separate.py [--seconds 60] [--hour] [--long-seconds 3600] [--threads 2]
-                             [--model NAME_OR_PATH] [--repeats 1] [--systems ...] [--json OUT]
+                             [--model NAME_OR_PATH] [--repeats 1] [--systems ...] [--device cuda]
+                             [--json OUT]
 
 The peers' packages are installed by ``make setup`` (``--no-deps``; see pyproject's ``peers`` extra).
 """
@@ -100,17 +103,18 @@ def read_tensor(path: Path) -> torch.Tensor:
 
 def prepare(system: str, args) -> tuple[torch.nn.Module, Callable[[Path], object]]:
     """The model and ``run(path)``, one separation of the file at ``path``."""
+    device = torch.device(args.device)
     if system in PEERS:
         build, apply = PEERS[system]
-        model = build()
-        return model, lambda path: apply(model, read_tensor(path))
+        model = build().to(device)
+        return model, lambda path: apply(model, read_tensor(path).to(device))
     from wavesep.models import ModelSpec, build_model
     from wavesep.pretrained import load_any
     from wavesep.separate import Separator
 
     model = (build_model("latent-wavenet", ModelSpec(sources=BAND)) if args.model is None
              else load_any(args.model))
-    separator = Separator(model)
+    separator = Separator(model, device=args.device)
     if system == "wavesep-memory":
         return model, lambda path: separator.separate(read_tensor(path).numpy(), SAMPLE_RATE)
     outputs = (Path(args.work) / f"stems-{system}-{i}" for i in itertools.count())
@@ -127,16 +131,22 @@ def child(args):
         print(f"MISSING {error}", flush=True)
         sys.exit(MISSING)
     load_s = time.perf_counter() - start
+    cuda = torch.device(args.device).type == "cuda"
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     walls = []
     with torch.inference_mode():
         run(Path(args.warmup))
         for _ in range(args.repeats):
+            synchronize()
             start = time.perf_counter()
             run(Path(args.input))
+            synchronize()
             walls.append(time.perf_counter() - start)
     result = {"system": args.child, "parameters": sum(p.numel() for p in model.parameters()),
               "audio_s": soundfile.info(args.input).duration, "load_s": load_s,
               "wall_s": statistics.median(walls), "walls_s": walls, "peak_rss_mb": peak_rss_mb()}
+    if cuda:
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -144,7 +154,8 @@ def child(args):
 def measure(system: str, audio: Path, warmup: Path, work: Path, args, repeats: int) -> dict | None:
     """Run ``system`` in a fresh interpreter; its result, or None (the reason is printed)."""
     command = [sys.executable, __file__, "--child", system, "--input", str(audio), "--warmup", str(warmup),
-               "--work", str(work), "--threads", str(args.threads), "--repeats", str(repeats)]
+               "--work", str(work), "--threads", str(args.threads), "--repeats", str(repeats),
+               "--device", args.device]
     command += ["--model", args.model] if args.model else []
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, env=env)
@@ -160,14 +171,17 @@ def measure(system: str, audio: Path, warmup: Path, work: Path, args, repeats: i
 
 
 def table(rows: list[dict], reference: dict | None) -> str:
-    lines = ["| system | parameters | audio (s) | load (s) | wall (s) | RTF | x real time | peak RSS (MB) | RTF vs wavesep |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    gpu = any("peak_gpu_mb" in row for row in rows)
+    lines = ["| system | parameters | audio (s) | load (s) | wall (s) | RTF | x real time | peak RSS (MB) | "
+             + ("peak GPU (MB) | " if gpu else "") + "RTF vs wavesep |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for row in rows:
         rtf = row["wall_s"] / row["audio_s"]
         ratio = f"{rtf / (reference['wall_s'] / reference['audio_s']):.2f}" if reference else "-"
+        gpu_cell = f"{row.get('peak_gpu_mb', float('nan')):.0f} | " if gpu else ""
         lines.append(f"| {LABELS[row['system']]} | {row['parameters'] / 1e6:.3g}M | {row['audio_s']:.0f} | "
                      f"{row['load_s']:.2f} | {row['wall_s']:.2f} | {rtf:.4f} | {1 / rtf:.1f} | "
-                     f"{row['peak_rss_mb']:.0f} | {ratio} |")
+                     f"{row['peak_rss_mb']:.0f} | {gpu_cell}{ratio} |")
     return "\n".join(lines)
 
 
@@ -181,14 +195,18 @@ def main(argv: list[str] | None = None):
                                         "(default: latent-wavenet, band stems, random weights)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per system, the median is reported")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--device", default="cpu", help="torch device every system runs on (default cpu)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     for hidden in ("--child", "--input", "--warmup", "--work"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device here")
 
-    header = (f"wavesep separate vs peers: {machine()}; {args.threads} threads; torch {torch.__version__}; "
+    gpu = f"{torch.cuda.get_device_name(args.device)}; " if torch.device(args.device).type == "cuda" else ""
+    header = (f"wavesep separate vs peers: {machine()}; {gpu}{args.threads} threads; torch {torch.__version__}; "
               f"{datetime.datetime.now().isoformat(timespec='minutes')}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="wavesep-bench-") as tmp:
@@ -219,7 +237,7 @@ def main(argv: list[str] | None = None):
               f"{long['peak_rss_mb'] / reference['peak_rss_mb']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"header": header, "threads": args.threads, "torch": torch.__version__,
-                                         "model": args.model, "rows": rows}, indent=1) + "\n")
+                                         "device": args.device, "model": args.model, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
