@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -261,6 +262,26 @@ def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_pat
     more = train(load_config(run_dir / "config.yaml", [f"training.budget_s={larger}"]), run_dir, resume=True,
                  progress=False)
     assert more.step > result.step and log_records(run_dir)[-1]["budget_used_s"] >= larger
+
+
+def test_the_budget_does_not_count_the_wait_for_the_first_batch(corpus, tmp_path, monkeypatch):
+    """Data workers take seconds to start (tens on a GPU machine with a dozen): not training time."""
+    from wavesep.train import data as train_data
+
+    plain_next, calls = train_data.BatchStream.__next__, []
+
+    def slow_first(self):
+        if not calls:  # the first batch: burn 1 s of CPU, as starting workers would
+            start = time.process_time()
+            while time.process_time() - start < 1.0:
+                pass
+        calls.append(1)
+        return plain_next(self)
+
+    monkeypatch.setattr(train_data.BatchStream, "__next__", slow_first)
+    config = tiny(corpus["dataset"], "training.steps=100000", "training.budget_s=0.5", "training.valid_every=1000")
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.step >= 1 and log_records(tmp_path / "run")[-1]["budget_used_s"] < 1.0
 
 
 def test_peer_presets_share_the_default_models_data_and_training():

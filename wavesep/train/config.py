@@ -74,7 +74,7 @@ class TrainingSection:
     # Stop earlier once the training steps (data, forward, backward, update; not validation) have
     # used this many seconds, 0 for no limit: equal-budget comparisons. On the CPU the seconds are
     # this process's CPU time (the same on a busy or an idle machine; data workers' not counted),
-    # on CUDA wall-clock time.
+    # on CUDA wall-clock time. The wait for the first batch (data workers starting) is not counted.
     budget_s: float = 0.0
     batch_size: int = 12  # per process (the study: 12)
     seed: int = 0  # model initialisation and data stream

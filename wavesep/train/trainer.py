@@ -262,9 +262,13 @@ class Trainer:
             self._validate()  # the untrained baseline, for the curves
         try:
             spent = self._budget_spent()
+            # The first batch waits for the data workers to start (tens of seconds for a dozen on a
+            # GPU machine), which is no training: it is fetched outside the budget's clock.
+            first = next(self.batches) if self.step < steps and not spent else None
             while self.step < steps and not spent:
                 clock = self.budget_clock()
-                mixture, stems = next(self.batches)
+                mixture, stems = first if first is not None else next(self.batches)
+                first = None
                 loss, parts, applied = self._train_step(mixture, stems)
                 self.budget_used_s += self.budget_clock() - clock
                 self.step += 1
