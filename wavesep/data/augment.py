@@ -55,7 +55,8 @@ class Augmentation:
 
 
 def augment_stems(stems: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
-    """Random gain, sign and channel order per stem; returns a new array.
+    """Random gain, sign and channel order per stem, then its random timbre if asked for
+    (:func:`random_equalizer`); returns a new array.
 
     Shape:
         stems: (n_stems, channels, time); returns the same shape, float32.
