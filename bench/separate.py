@@ -23,9 +23,10 @@ of the separation alone (after one warm-up on a short input; the median of ``--r
 interpreter start or model construction; the real-time factor (RTF = wall s per audio s) and its
 inverse; *peak RSS*, the child process's high-water mark (``VmHWM``: model, audio, everything);
 the RTF relative to wavesep's; on CUDA also *peak GPU*, the most GPU memory torch held
-(``max_memory_allocated``), with the device synchronised before each clock reading. ``--hour`` adds wavesep on a one-hour file (16-bit, ~0.6 GB; its
-stems need ~16 GB of disk while they are written): its peak RSS, next to the 60 s one, shows that
-memory does not grow with the track's length.
+(``max_memory_allocated``), with the device synchronised before each clock reading. ``--hour``
+adds wavesep on a one-hour file (16-bit, ~0.6 GB; its stems need ~16 GB of disk while they are
+written): its peak RSS, next to the 60 s one, shows that memory does not grow with the track's
+length.
 
     python bench/separate.py [--seconds 60] [--hour] [--long-seconds 3600] [--threads 2]
                              [--model NAME_OR_PATH] [--repeats 1] [--systems ...] [--device cuda]
@@ -202,10 +203,11 @@ def main(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device here")
 
-    gpu = f"{torch.cuda.get_device_name(args.device)}; " if torch.device(args.device).type == "cuda" else ""
+    gpu = f"{torch.cuda.get_device_name(args.device)}; " if cuda else ""
     header = (f"wavesep separate vs peers: {machine()}; {gpu}{args.threads} threads; torch {torch.__version__}; "
               f"{datetime.datetime.now().isoformat(timespec='minutes')}")
     rows = []
