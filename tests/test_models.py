@@ -192,3 +192,28 @@ def test_condition_values_are_checked():
         small_model("conv", "informed", "query")(torch.randn(2, 2, 100), torch.tensor([0, 3]))
     with pytest.raises(ValueError, match="holds only 0 and 1"):
         small_model("conv", "informed", "multihot")(torch.randn(1, 2, 100), torch.tensor([[1.0, 0.5, 0.0]]))
+
+
+def test_latent_wavenet_under_cpu_bfloat16_autocast_matches_float32():
+    """Forward and backward: its 128-tap encoder and decoder run in float32, since oneDNN's
+    bfloat16 convolutions with such kernels return garbage on CPUs with AMX (torch 2.13), which
+    made bfloat16 training learn nothing (the decoder's backward pass is such a convolution)."""
+    torch.manual_seed(0)
+    config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3}
+    model = build_model("latent-wavenet", ModelSpec(SOURCES), config)
+    mixture, target = torch.randn(1, 2, 44100), torch.randn(1, len(SOURCES), 2, 44100)
+
+    def run(bf16: bool):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            stems = model(mixture).stems.float()
+        (stems - target).square().mean().backward()
+        return stems.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    def snr(exact, other):
+        return float(10 * torch.log10(exact.square().sum() / (exact - other).square().sum()))
+
+    (exact, exact_grads), (fast, fast_grads) = run(False), run(True)
+    assert snr(exact, fast) > 30, f"bfloat16 output is {snr(exact, fast):.1f} dB from float32"
+    worst = min(exact_grads, key=lambda name: snr(exact_grads[name], fast_grads[name]))
+    assert snr(exact_grads[worst], fast_grads[worst]) > 20, f"{worst}'s bfloat16 gradient is off"

@@ -87,10 +87,19 @@ class LatentWaveNet(SeparationModel):
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         length = x.shape[-1]
         x = nn.functional.pad(x, (self._edge, self._edge))
-        coefficients = torch.relu(self.encoder(x))  # (batch, basis, frames)
+        with torch.autocast(x.device.type, enabled=False):  # see _decode
+            coefficients = torch.relu(self.encoder(x.to(self.encoder.weight.dtype)))  # (batch, basis, frames)
         skips = self.stacks(self.bottleneck(coefficients), cond)  # (batch, skip_channels, frames)
         batch, basis, frames = coefficients.shape
         masks = torch.sigmoid(self.masks(skips)).view(batch, self.spec.n_outputs, basis, frames)
         masked = (masks * coefficients.unsqueeze(1)).view(batch * self.spec.n_outputs, basis, frames)
-        out = self.decoder(masked)[..., self._edge : self._edge + length]  # (batch * n_outputs, channels, time)
+        out = self._decode(masked)[..., self._edge : self._edge + length]  # (batch * n_outputs, channels, time)
         return out.reshape(batch, -1, length), skips
+
+    def _decode(self, masked: torch.Tensor) -> torch.Tensor:
+        """The decoder, like the encoder, in float32 even under autocast: oneDNN's bfloat16
+        convolutions with kernels of 32, 48, 64 or 128 taps return garbage on CPUs with AMX
+        (torch 2.13; 3 taps are right), and the decoder's backward pass is such a convolution.
+        Both are a small share of the work; the dilated stacks keep autocast's speed."""
+        with torch.autocast(masked.device.type, enabled=False):
+            return self.decoder(masked.to(self.decoder.weight.dtype))

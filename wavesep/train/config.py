@@ -64,7 +64,7 @@ class OptimSection:
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 for none
-    schedule: str = "constant"  # constant | cosine (to 0 at the last step)
+    schedule: str = "constant"  # constant | cosine (to 0 at the last step or the end of the budget)
     warmup_steps: int = 0  # linear warm-up from 0
 
 
@@ -84,7 +84,11 @@ class TrainingSection:
     checkpoint_every: int = 250  # steps between checkpoints (one is also written at the end)
     log_every: int = 10  # steps between log lines (log.jsonl and TensorBoard)
     audio_examples: int = 2  # validation chunks whose audio goes to TensorBoard
-    amp: bool = True  # mixed precision on CUDA (bfloat16, or float16 with loss scaling); CPU ignores it
+    amp: bool = True  # mixed precision on CUDA (bfloat16, or float16 with loss scaling)
+    # bfloat16 autocast on a CPU that has it natively (AVX512-BF16, AMX), else float32. Off unless
+    # asked for: oneDNN's bfloat16 kernels give wrong gradients for some layers in torch 2.13
+    # (convolutions of 32/48/64/128 taps, LSTMs), so a model must be checked against float32 first.
+    cpu_amp: bool = False
     device: str = "auto"  # auto (cuda when there is one) | cpu | cuda
     max_bad_steps: int = 10  # non-finite losses in a row that stop the run
 

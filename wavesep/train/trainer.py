@@ -22,6 +22,7 @@ import math
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +62,19 @@ def model_spec(config: Config) -> ModelSpec:
                      condition_dim=m.condition_dim)
 
 
-def _schedule(config: Config):
-    o, steps = config.optim, config.training.steps
+def _schedule(config: Config, budget_used: Callable[[], float]):
+    """The learning-rate factor per step: linear warm-up, then constant or a cosine to 0 at the end
+    of the run, the last step or the end of ``training.budget_s`` (``budget_used()`` seconds spent),
+    whichever comes first."""
+    o, t = config.optim, config.training
 
     def factor(step: int) -> float:
         if step < o.warmup_steps:
             return (step + 1) / o.warmup_steps
         if o.schedule == "cosine":
-            progress = (step - o.warmup_steps) / max(1, steps - o.warmup_steps)
+            progress = (step - o.warmup_steps) / max(1, t.steps - o.warmup_steps)
+            if t.budget_s:
+                progress = max(progress, budget_used() / t.budget_s)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return 1.0
 
@@ -94,6 +100,18 @@ def _hardware(process: distributed.Process) -> str:
     return f"{process.world_size} x {name}"
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively rather than by emulation: a GPU that has
+    it, or a CPU with AVX512-BF16 or AMX (where a latent-wavenet training step is 1.45x faster in
+    it than in float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
 class Trainer:
     """Train ``config`` in ``run_dir``; ``resume`` continues the run saved there.
 
@@ -116,12 +134,13 @@ class Trainer:
         o = config.optim
         optimizer = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config, lambda: getattr(self, "budget_used_s", 0.0)))
         cuda = process.device.type == "cuda"
-        # bfloat16 where the GPU has it natively (not emulated); else float16 with loss scaling
-        native_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
-        self.amp_dtype = torch.bfloat16 if native_bf16 else torch.float16
-        self.amp = t.amp and cuda
+        # bfloat16 where the device has it natively (not emulated); on a GPU without it float16
+        # with loss scaling; on a CPU without it float32.
+        bf16 = native_bf16(process.device)
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.amp = t.amp and cuda or t.cpu_amp and bf16 and process.device.type == "cpu"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.loss = LossMix(t.losses)
         self.generator = torch.Generator().manual_seed(t.seed * 7919 + process.rank)  # informed-training queries
@@ -158,6 +177,12 @@ class Trainer:
             shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
         (self.run_dir / CONFIG_FILE).write_text(self.config.to_yaml())
 
+    def _provenance(self) -> dict:
+        """How the weights were trained: budget used, hardware, processes, arithmetic."""
+        return {"budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
+                "hardware": _hardware(self.process), "world_size": self.process.world_size,
+                "precision": str(self.amp_dtype).removeprefix("torch.") if self.amp else "float32"}
+
     def _training_state(self) -> dict:
         state = {
             "step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -165,8 +190,7 @@ class Trainer:
             "rng": self.process.gather(torch.get_rng_state()),
             "generator": self.process.gather(self.generator.get_state()),
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
-            "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit, "hardware": _hardware(self.process), "world_size": self.process.world_size,
-            "examples": self.step * self.config.training.batch_size * self.process.world_size,
+            **self._provenance(), "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
         if self.process.device.type == "cuda":
             state["cuda_rng"] = self.process.gather(torch.cuda.get_rng_state(self.process.device))
@@ -339,8 +363,7 @@ class Trainer:
             if scores.mean_si_sdr > self.best_score:
                 self.best_score, self.best_step = scores.mean_si_sdr, self.step
                 self._save(BEST, {"step": self.step, "valid": scores.as_dict(), "elapsed_s": self.elapsed_s,
-                                  "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
-                                  "hardware": _hardware(self.process), "world_size": self.process.world_size})
+                                  **self._provenance()})
         self.process.barrier()
 
     def _write_validation(self, scores, estimates: torch.Tensor):
