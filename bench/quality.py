@@ -49,10 +49,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("wavesep", "conv-tasnet", "hdemucs", "open-unmix")
 # Bumped when a score's meaning changes, so that --out's older scores are not reused (2: the oracle
-# charges the instruments a stem set leaves unnamed to no stem).
-SCORING = 2
+# charges the instruments a stem set leaves unnamed to no stem; 3: the models' raw stems, without
+# adding what they miss to `other`).
+SCORING = 3
 SEEN_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 UNSEEN_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+def reusable(report: dict) -> dict:
+    """The stem sets of an earlier report whose scores mean what this version's do: all of them
+    from the same ``SCORING``; from version 2, those without an ``other`` stem (version 3 changed
+    only what ``other`` holds)."""
+    from wavesep.instruments import get_stem_set
+
+    sets = report.get("stem_sets", {})
+    if report.get("scoring") == SCORING:
+        return sets
+    if report.get("scoring") == 2:
+        return {name: rows for name, rows in sets.items() if "other" not in get_stem_set(name).names}
+    return {}
 
 
 def config_of(system: str) -> Path:
@@ -122,11 +137,12 @@ def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: 
 
 
 def training_budget(path: str) -> dict:
-    """Steps, CPU seconds and hardware a checkpoint or weights file says it was trained with."""
+    """Steps, CPU seconds, hardware and arithmetic (None where the file predates its record) a
+    checkpoint or weights file says it was trained with."""
     from wavesep.pretrained import training_info
 
     info = training_info(path)
-    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware")}
+    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware", "precision")}
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float) -> float:
@@ -200,6 +216,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         unit = "CPU min" if t.get("budget_unit", "CPU seconds") == "CPU seconds" else "min"
         budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
                   else f"{t['step']} steps" if t.get("step") else "—")
+        budget += f", {t['precision']}" if t.get("precision") else ""
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
                      f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f} | {budget} |")
     for bound in ("mixture", "oracle IRM"):
@@ -252,8 +269,7 @@ def main(argv=None) -> int:
     report = {"scoring": SCORING, "date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
                   label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
-    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-    previous = previous.get("stem_sets", {}) if previous.get("scoring") == SCORING else {}
+    previous = reusable(json.loads(args.out.read_text())) if args.out.exists() else {}
     text = []
     for stem_set in [*args.stem_sets, *(s for s in previous if s not in args.stem_sets)]:
         stems = get_stem_set(stem_set).names

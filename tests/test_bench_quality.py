@@ -36,10 +36,14 @@ def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_sco
     assert quality.main(band_only) == 0  # nothing for band, and the seed4 rows stay in the report
     assert json.loads(out.read_text())["stem_sets"]["seed4"]["tiny"]["sets"] == row["sets"]
     assert "| tiny (latent-wavenet) |" in out.with_suffix(".md").read_text()
-    out.write_text(json.dumps({**json.loads(out.read_text()), "scoring": quality.SCORING - 1}))
+    out.write_text(json.dumps({**json.loads(out.read_text()), "scoring": 2}))
     capsys.readouterr()
+    assert quality.main(args) == 0  # version 3 changed only what `other` holds: seed4's scores still hold
+    assert "scores of the previous report" in capsys.readouterr().out
+    out.write_text(json.dumps({**json.loads(out.read_text()), "scoring": 1}))
     assert quality.main(args) == 0  # scores of an older way of scoring are not reused
     assert "scores of the previous report" not in capsys.readouterr().out
+    assert quality.reusable({"scoring": 2, "stem_sets": {"band": {}, "seed4": {}}}) == {"seed4": {}}
 
 
 def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):

@@ -135,10 +135,13 @@ def test_rate_channels_and_length_are_kept(channels, sample_rate):
         assert 10 * np.log10(np.sum((gain * x) ** 2) / np.sum(error ** 2)) > 60
 
 
-def test_with_an_other_stem_the_stems_sum_to_the_input():
+def test_with_consistency_and_an_other_stem_the_stems_sum_to_the_input():
     x = np.random.default_rng(0).normal(0, 0.2, (2, 100_000)).astype(np.float32)
-    stems = Separator(Shares(), segment_s=0.5).separate(x, 48000)
+    stems = Separator(Shares(), segment_s=0.5, consistency=True).separate(x, 48000)
     np.testing.assert_allclose(sum(stems.values()), x, atol=1e-6)
+    raw = Separator(Shares(), segment_s=0.5).separate(x, 48000)  # the default: the model's own stems
+    assert all(np.array_equal(raw[name], stems[name]) for name in ("a", "b"))
+    assert np.abs(sum(raw.values()) - x).max() > 0.01
 
 
 def test_tensors_in_tensors_out_mono_vector_too():
@@ -177,8 +180,8 @@ def test_informed_instruments_map_to_stems():
     assert stems_for_instruments(model, ["Acoustic Grand Piano", "violin", "drums"]) == ["drums", "piano", "strings"]
     with pytest.raises(ValueError, match="no stem of this model holds 'kazoo'"):
         stems_for_instruments(model, ["kazoo"])
-    stems = Separator(model, instruments=["bass"]).separate(np.ones((1, 500), np.float32) * 0.1)
-    assert list(stems) == ["bass", "other"]  # what bass leaves goes to other
+    stems = Separator(model, instruments=["bass"], consistency=True).separate(np.ones((1, 500), np.float32) * 0.1)
+    assert list(stems) == ["bass", "other"]  # what bass leaves goes to other (all of it when consistent)
     np.testing.assert_allclose(stems["bass"] + stems["other"], 0.1, atol=1e-6)
 
 
@@ -230,11 +233,11 @@ def test_compressed_inputs_are_read(tmp_path, suffix):
     assert stems["a"].shape[0] == 2 and abs(stems["a"].shape[1] - 44100) < 2000
 
 
-def test_files_sum_to_input_with_clip_none_and_float(tmp_path):
+def test_consistent_files_sum_to_input_with_clip_none_and_float(tmp_path):
     x = np.random.default_rng(1).normal(0, 0.3, (2, 50_000)).astype(np.float32)
     x[:, 100] = 1.5  # beyond full scale: kept with --clip none and float
     song = write_audio(tmp_path / "loud.wav", x, 44100, "FLOAT")
-    separator = Separator(Shares(gains=(1.2, 0.5, 0.1)), segment_s=0.3)
+    separator = Separator(Shares(gains=(1.2, 0.5, 0.1)), segment_s=0.3, consistency=True)
     separator.separate_file(song, tmp_path / "out", clip="none")
     stems = [soundfile.read(str(tmp_path / "out" / "loud" / f"{s}.wav"), dtype="float32")[0].T
              for s in ("a", "b", "other")]

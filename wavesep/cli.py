@@ -156,11 +156,11 @@ def _add_separate(commands):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="clipping (--clip):\n"
                "  rescale  if any stem peaks above full scale, every stem of the track gets one common\n"
-               "           gain that brings the loudest peak to 0.999 (stems keep their balance and\n"
-               "           still sum to the scaled input). The default.\n"
+               "           gain that brings the loudest peak to 0.999 (stems keep their balance; with\n"
+               "           --consistent they still sum to the scaled input). The default.\n"
                "  clamp    samples beyond full scale are cut at +-1.\n"
-               "  none     samples are written as computed: with a model that has an `other` stem, the\n"
-               "           stems then sum to the input within float error. Use --bits float to keep\n"
+               "  none     samples are written as computed: with --consistent and a model that has an\n"
+               "           `other` stem, the stems then sum to the input within float error. Use --bits float to keep\n"
                "           samples beyond full scale; integer formats cannot hold them (they are cut).",
     )
     separate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders of them")
@@ -183,6 +183,9 @@ def _add_separate(commands):
                           help="output path under --out, from {track}, {stem}, {ext} (default {track}/{stem}.{ext})")
     separate.add_argument("--threshold", type=_fraction, default=0.5,
                           help="blind models: presence probability to keep a stem (default 0.5)")
+    separate.add_argument("--consistent", action="store_true",
+                          help="add what the stems miss of the input to `other`, so that they sum to the input "
+                               "(costs `other` quality: the shipped model's loses 5 dB SI-SDR)")
     separate.add_argument("--force", action="store_true", help="separate again files already separated")
     separate.add_argument("--no-progress", action="store_true", help="no progress bar")
     separate.set_defaults(func=cmd_separate)
@@ -336,7 +339,8 @@ def cmd_separate(args) -> int:
     subtype(args.format, args.bits)
     stem_path(args.out, args.filename, "track", "stem", args.format)  # a bad template fails before any work
     separator = Separator(args.model, device=args.device, segment_s=args.segment, overlap=args.overlap,
-                          stems=args.stems, instruments=args.instruments, threshold=args.threshold)
+                          stems=args.stems, instruments=args.instruments, threshold=args.threshold,
+                          consistency=args.consistent)
     out = args.out.resolve()
     files = [f for f in all_audio_files(args.paths) if out not in f.resolve().parents]  # not our own stems
     if not files:
