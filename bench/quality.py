@@ -142,7 +142,8 @@ def training_budget(path: str) -> dict:
     from wavesep.pretrained import training_info
 
     info = training_info(path)
-    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware", "precision")}
+    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware",
+                                           "precision")}
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float) -> float:

@@ -102,13 +102,14 @@ def _hardware(process: distributed.Process) -> str:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively rather than by emulation: a GPU that has
-    it, or a CPU with AVX512-BF16 or AMX (where a latent-wavenet training step is 1.45x faster in
-    it than in float32)."""
+    it, or a CPU with AVX512-BF16 or AMX (where a latent-wavenet training step is about 1.4x faster
+    in it than in float32: bench/precision.py)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         cpu = getattr(torch, "cpu", None)
-        return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the fallback
+        return any(getattr(cpu, probe, lambda: False)() for probe in probes)
     return False
 
 
@@ -134,7 +135,8 @@ class Trainer:
         o = config.optim
         optimizer = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config, lambda: getattr(self, "budget_used_s", 0.0)))
+        spent = lambda: getattr(self, "budget_used_s", 0.0)  # noqa: E731 (set once the run is restored)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config, spent))
         cuda = process.device.type == "cuda"
         # bfloat16 where the device has it natively (not emulated); on a GPU without it float16
         # with loss scaling; on a CPU without it float32.
