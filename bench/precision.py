@@ -13,7 +13,8 @@ stereo, 44.1 kHz, ``--batch`` x ``--segment`` s of random audio, one thread):
 - *output SNR*: how far the autocast output is from float32's, in dB (10 log10 of the float32
   output's energy over the difference's), in eval mode;
 - *gradient SNR*: the same for the gradient of the loss, over all parameters at once and as the
-  median over parameter tensors: float32 rounding gives 25-35 dB; a wrong kernel gives 0 dB or less.
+  median over parameter tensors: bfloat16's rounding alone gives about 20-40 dB (measured: 19.6 for
+  HDemucs, 37 for wavesep); a wrong kernel gives 0 dB or less.
 
 Prints a Markdown table and writes it with every figure to ``--out`` (JSON and .md)::
 
