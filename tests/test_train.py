@@ -210,6 +210,27 @@ def test_streaming_mode_trains_from_midi(corpus, tmp_path):
     assert result.step == 3 and result.best_step is not None
 
 
+def test_a_finished_trainer_is_freed_at_once(corpus, tmp_path):
+    """No reference cycle keeps a trainer (with its DDP state) alive past train(), to be destroyed
+    after the process group, at the interpreter's exit."""
+    import gc
+    import weakref
+
+    from wavesep.train import distributed
+
+    process = distributed.start("cpu")
+    trainer = Trainer(tiny(corpus["dataset"], "training.steps=1"), tmp_path / "run", process, progress=False)
+    trainer.run()
+    gone = weakref.ref(trainer)
+    gc.disable()  # reference counting alone must free it
+    try:
+        del trainer
+        assert gone() is None
+    finally:
+        gc.enable()
+        distributed.stop(process)
+
+
 def test_two_processes_on_gloo(corpus, tmp_path):
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

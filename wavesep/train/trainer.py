@@ -22,6 +22,7 @@ import math
 import platform
 import shutil
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,10 @@ class Trainer:
         o = config.optim
         optimizer = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        spent = lambda: getattr(self, "budget_used_s", 0.0)  # noqa: E731 (set once the run is restored)
+        # Through a weak reference: a cycle would keep the trainer, and its DDP state, alive past
+        # the process group's end, until the interpreter's last collection.
+        trainer = weakref.ref(self)
+        spent = lambda: getattr(trainer(), "budget_used_s", 0.0)  # noqa: E731 (set once the run is restored)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config, spent))
         cuda = process.device.type == "cuda"
         # bfloat16 where the device has it natively (not emulated); on a GPU without it float16
