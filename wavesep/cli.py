@@ -160,8 +160,9 @@ def _add_separate(commands):
                "           --consistent they still sum to the scaled input). The default.\n"
                "  clamp    samples beyond full scale are cut at +-1.\n"
                "  none     samples are written as computed: with --consistent and a model that has an\n"
-               "           `other` stem, the stems then sum to the input within float error. Use --bits float to keep\n"
-               "           samples beyond full scale; integer formats cannot hold them (they are cut).",
+               "           `other` stem, the stems then sum to the input within float error. Use --bits\n"
+               "           float to keep samples beyond full scale; integer formats cannot hold them (they\n"
+               "           are cut).",
     )
     separate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders of them")
     separate.add_argument("-m", "--model", help="a registered model name, a .safetensors file or a training "

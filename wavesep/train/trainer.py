@@ -146,7 +146,7 @@ class Trainer:
         # with loss scaling; on a CPU without it float32.
         bf16 = native_bf16(process.device)
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-        self.amp = t.amp and cuda or t.cpu_amp and bf16 and process.device.type == "cpu"
+        self.amp = t.amp if cuda else t.cpu_amp and bf16  # native_bf16 is False for other devices
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.loss = LossMix(t.losses)
         self.generator = torch.Generator().manual_seed(t.seed * 7919 + process.rank)  # informed-training queries
