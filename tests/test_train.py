@@ -182,6 +182,14 @@ def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert message in error and error.count("\n") == 1
 
 
+def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads 2e-3 (no dot) as a string; the configs read it as 1.2 and users do."""
+    config = tmp_path / "lr.yaml"
+    config.write_text("optim:\n  lr: 3e-4\n")
+    assert load_config(config).optim.lr == 3e-4
+    assert load_config(config, ["optim.lr=2e-3", "optim.weight_decay=1E-2"]).optim.lr == 2e-3
+
+
 def test_an_unknown_key_in_the_yaml_file_is_named(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("training:\n  steps: 3\n  bach_size: 4\n")

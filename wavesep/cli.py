@@ -410,16 +410,15 @@ def cmd_samples(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import yaml
-
     from wavesep.pretrained import export_checkpoint, register
+    from wavesep.typed import load_yaml
 
     extra = {}
     for item in args.info:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--info {item!r}: use KEY=VALUE")
-        extra[key] = yaml.safe_load(value)
+        extra[key] = load_yaml(value)
     digest, info = export_checkpoint(args.checkpoint, args.out, extra)
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB, sha256 {digest[:16]}…, step {info.get('step')})")

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import typing
+
+import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, reading ``1e-3`` as the number YAML 1.2 (and any user) means, not as
+    the string 1.1 makes of an exponent without a dot."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """Plain values from YAML text (``yaml.safe_load``, with 1.2's exponent floats)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def is_number(value) -> bool:

@@ -19,7 +19,7 @@ from wavesep.instruments import get_stem_set
 from wavesep.losses import LossMix
 from wavesep.models import model_config
 from wavesep.models.base import INFORMED_BY, SETTINGS
-from wavesep.typed import is_number, typed
+from wavesep.typed import is_number, load_yaml, typed
 
 
 @dataclass
@@ -180,7 +180,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if not sep or not key:
             raise ValueError(f"--set takes key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError as error:
             raise ValueError(f"--set {key}: cannot parse {text!r}: {error}") from None
         node, parts = data, key.split(".")
@@ -200,7 +200,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if path is not None:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path.read_text()) or {}
         except OSError as error:
             raise ValueError(f"{path}: cannot read the config: {error.strerror}") from None
         except yaml.YAMLError as error:
