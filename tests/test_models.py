@@ -20,11 +20,16 @@ SMALL = {  # each architecture shrunk so a forward pass takes milliseconds
 SETTINGS = [("fixed", "multihot"), ("informed", "multihot"), ("informed", "query"), ("blind", "multihot")]
 
 
-def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot", audio_channels: int = 2):
+SPECTRAL = {"spectral_ffts": [64]}  # latent-wavenet's STFT input: hop 16, two frames
+CASES = [(name, {}) for name in WAVESEP_MODELS] + [("latent-wavenet", SPECTRAL)]
+
+
+def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot", audio_channels: int = 2,
+                **args):
     torch.manual_seed(0)
     spec = ModelSpec(SOURCES, sample_rate=8000, audio_channels=audio_channels, setting=setting,
                      informed_by=informed_by, condition_dim=4)
-    return build_model(name, spec, SMALL[name]).eval()
+    return build_model(name, spec, {**SMALL[name], **args}).eval()
 
 
 def condition_for(model, batch: int):
@@ -40,11 +45,11 @@ def test_every_architecture_has_a_small_config():  # the peer adapters: tests/te
     assert set(SMALL) == set(WAVESEP_MODELS)
 
 
-@pytest.mark.parametrize("name", WAVESEP_MODELS)
+@pytest.mark.parametrize("name,args", CASES)
 @pytest.mark.parametrize("setting,informed_by", SETTINGS)
 @pytest.mark.parametrize("model_channels", [1, 2])
-def test_shapes_for_mono_stereo_and_odd_lengths(name, setting, informed_by, model_channels):
-    model = small_model(name, setting, informed_by, model_channels)
+def test_shapes_for_mono_stereo_and_odd_lengths(name, args, setting, informed_by, model_channels):
+    model = small_model(name, setting, informed_by, model_channels, **args)
     n_out = 1 if informed_by == "query" and setting == "informed" else len(SOURCES)
     for channels in (1, 2):
         for length in (1, 37, 1001):
@@ -58,9 +63,9 @@ def test_shapes_for_mono_stereo_and_odd_lengths(name, setting, informed_by, mode
                 assert out.presence_logits is None
 
 
-@pytest.mark.parametrize("name", WAVESEP_MODELS)
-def test_silence_in_gives_silence_out_not_nan(name):
-    model = small_model(name)
+@pytest.mark.parametrize("name,args", CASES)
+def test_silence_in_gives_silence_out_not_nan(name, args):
+    model = small_model(name, **args)
     out = model(torch.zeros(1, 2, 500))
     assert torch.isfinite(out.stems).all()
     assert out.stems.abs().max() == 0  # the output is rescaled by the input's level
@@ -108,17 +113,17 @@ def test_blind_detect_keeps_only_sources_judged_present():
         small_model("conv").detect(torch.randn(1, 2, 200))
 
 
-@pytest.mark.parametrize("name", WAVESEP_MODELS)
-def test_receptive_field_is_what_the_model_says(name):
+@pytest.mark.parametrize("name,args", [*CASES, ("latent-wavenet", {"window": 32, "spectral_ffts": [32, 64]})])
+def test_receptive_field_is_what_the_model_says(name, args):
     """The inputs one output sample depends on (by its gradient) span ``receptive_field`` at the
     widest, over positions of every phase of the model's strides (checked on ``separate``,
     before the level normalisation, which is global by design)."""
-    model = small_model(name).double()
+    model = small_model(name, **args).double()
     length = model.valid_length(3 * model.receptive_field + 64)
     x = torch.randn(1, 2, length, dtype=torch.float64, requires_grad=True)
     out, _ = model.separate(x, None)
     widest = 0
-    for t in range(length // 2, length // 2 + 16):
+    for t in range(length // 2, length // 2 + 32):
         (grad,) = torch.autograd.grad(out[0, 0, t], x, retain_graph=True)
         where = (grad[0].abs().amax(dim=0) > 0).nonzero().flatten()
         widest = max(widest, int(where.max() - where.min() + 1))
@@ -135,9 +140,9 @@ def test_valid_length_is_at_least_the_length(name):
         assert model.valid_length(length) >= length
 
 
-@pytest.mark.parametrize("name", WAVESEP_MODELS)
-def test_save_then_load_gives_identical_outputs(name, tmp_path):
-    model = small_model(name, "blind")
+@pytest.mark.parametrize("name,args", CASES)
+def test_save_then_load_gives_identical_outputs(name, args, tmp_path):
+    model = small_model(name, "blind", **args)
     path = tmp_path / "model.pt"
     save_atomic(checkpoint_payload(model, {"note": "test"}), path)
     loaded = load_model(path)
@@ -170,6 +175,8 @@ def test_model_config_is_strict():
     with pytest.raises(ValueError, match="stacks must be int"):
         model_config("wavenet", {"stacks": "four"})
     assert model_config("wavenet", {"final_channels": [8, 4]}).final_channels == (8, 4)
+    with pytest.raises(ValueError, match="spectral_ffts 48: a quarter of it must be a multiple of stride \\(8\\)"):
+        small_model("latent-wavenet", spectral_ffts=[64, 48])
 
 
 def test_wavenet_defaults_are_the_original():
@@ -195,11 +202,12 @@ def test_condition_values_are_checked():
 
 
 def test_latent_wavenet_under_cpu_bfloat16_autocast_matches_float32():
-    """Forward and backward: its 128-tap encoder and decoder run in float32, since oneDNN's
+    """Forward and backward, with a spectral input: its 128-tap encoder and decoder run in float32, since oneDNN's
     bfloat16 convolutions with such kernels return garbage on CPUs with AMX (torch 2.13), which
     made bfloat16 training learn nothing (the decoder's backward pass is such a convolution)."""
     torch.manual_seed(0)
-    config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3}
+    config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3,
+              "spectral_ffts": [512]}
     model = build_model("latent-wavenet", ModelSpec(SOURCES), config)
     mixture, target = torch.randn(1, 2, 44100), torch.randn(1, len(SOURCES), 2, 44100)
 
