@@ -10,11 +10,13 @@ What it does:
    ``--work`` and reused.
 2. **Models.** For each stem set of ``--stem-sets`` (``band`` and ``seed4``) and each system of
    ``--systems`` (wavesep, conv-tasnet, hdemucs, open-unmix), the checkpoint
-   ``RUNS/{stem_set}-{system}/best.pt``. With ``--train DATASET``, the missing ones are trained first
-   by ``wavesep train`` from ``configs/default.yaml`` (wavesep) or ``configs/peers/{system}.yaml``
-   on the rendered dataset DATASET, each with the same ``--budget`` of CPU seconds on one thread
-   (``training.budget_s``; ``--budget-seed4`` for seed4). ``--model NAME=WEIGHTS`` adds any other
-   model (e.g. ``--model shipped=default``).
+   ``RUNS/{stem_set}-{system}/best.pt``, and with ``--seeds N`` also the runs of training seeds 1 to
+   N-1, ``RUNS/{stem_set}-{system}-seed{k}/`` (``training.seed=k``): at these budgets two seeds of
+   one recipe differ by up to 1 dB, as much as the systems do. With ``--train DATASET``, the
+   missing ones are trained first by ``wavesep train`` from ``configs/default.yaml`` (wavesep) or
+   ``configs/peers/{system}.yaml`` on the rendered dataset DATASET, each with the same ``--budget``
+   of CPU seconds on one thread (``training.budget_s``; ``--budget-seed4`` for seed4).
+   ``--model NAME=WEIGHTS`` adds any other model (e.g. ``--model shipped=default``).
 3. **Scores.** ``wavesep evaluate``'s SI-SDRi per stem over whole songs (mean and median over the
    songs where the stem plays), for each model and for the mixture and the oracle ideal ratio
    mask; the CPU real-time factor of each model on ``--rtf-seconds`` of a test mixture with
@@ -23,10 +25,11 @@ What it does:
    ``--out`` for the same weights (SHA-256) and test set are reused unless ``--fresh``, so adding a
    model scores only that one; the real-time factors are measured anew every run.
 
-Prints one Markdown table per stem set and test set, and writes them with every figure to
-``--out`` (JSON and .md)::
+Prints a summary (each system's mean SI-SDRi over its seeds, with the lowest and highest), then
+one Markdown table per stem set and test set with a row per run, and writes them with every figure
+to ``--out`` (JSON and .md)::
 
-    python bench/quality.py --runs runs/compare [--train DATA] [--budget 720] [--songs 8]
+    python bench/quality.py --runs runs/compare [--train DATA] [--budget 720] [--seeds 3] [--songs 8]
                             [--midi DIR] [--soundfont SF2] [--unseen-soundfont SF2] [--out FILE]
 
 The peers need their packages, which ``make setup`` installs.
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -74,28 +78,33 @@ def config_of(system: str) -> Path:
     return ROOT / ("configs/default.yaml" if system == "wavesep" else f"configs/peers/{system}.yaml")
 
 
-def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[str], budgets: dict[str, float]):
-    """Train every ``runs/{stem_set}-{system}`` that has not spent its budget, one thread each, in
+def run_name(stem_set: str, system: str, seed: int) -> str:
+    """A run's folder under --runs: seed 0's has no suffix (runs made before --seeds keep their names)."""
+    return f"{stem_set}-{system}" + (f"-seed{seed}" if seed else "")
+
+
+def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[str], budgets: dict[str, float],
+                  seeds: int = 1):
+    """Train every run of ``seeds`` training seeds that has not spent its budget, one thread each, in
     turn. An interrupted run resumes where its last checkpoint left it; a finished run given a
     larger budget continues (a smaller one is an error: its weights have had more)."""
-    for stem_set in stem_sets:
-        for system in systems:
-            run, budget = runs / f"{stem_set}-{system}", budgets[stem_set]
-            used = _budget_used(run)
-            if used is not None and used >= budget:
-                if used > budget * 1.05:
-                    raise SystemExit(f"{run}: trained with {used:.0f} CPU s, more than --budget {budget:g}; "
-                                     "move it away to train it again")
-                continue
-            command = [sys.executable, "-m", "wavesep", "train", "--no-progress"]
-            if (run / "last.pt").exists():
-                command += ["--resume", str(run)]
-            else:
-                command += [str(config_of(system)), "--run-dir", str(run), "--set", f"data.source={data}",
-                            "--set", f"data.stem_set={stem_set}"]
-            command += ["--set", f"training.budget_s={budget}"]
-            print(f"training {run.name} ({budget:g} CPU s)", flush=True)
-            subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for stem_set, system, seed in itertools.product(stem_sets, systems, range(seeds)):
+        run, budget = runs / run_name(stem_set, system, seed), budgets[stem_set]
+        used = _budget_used(run)
+        if used is not None and used >= budget:
+            if used > budget * 1.05:
+                raise SystemExit(f"{run}: trained with {used:.0f} CPU s, more than --budget {budget:g}; "
+                                 "move it away to train it again")
+            continue
+        command = [sys.executable, "-m", "wavesep", "train", "--no-progress"]
+        if (run / "last.pt").exists():
+            command += ["--resume", str(run)]
+        else:
+            command += [str(config_of(system)), "--run-dir", str(run), "--set", f"data.source={data}",
+                        "--set", f"data.stem_set={stem_set}", "--set", f"training.seed={seed}"]
+        command += ["--set", f"training.budget_s={budget}"]
+        print(f"training {run.name} ({budget:g} CPU s)", flush=True)
+        subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def _budget_used(run: Path) -> float | None:
@@ -225,12 +234,33 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
     return "\n".join(lines)
 
 
+def summary(stem_sets: dict) -> str:
+    """Markdown: one row per stem set and test set, one column per system, each cell the mean
+    SI-SDRi over the system's runs (its seeds) with the lowest and highest in brackets."""
+    runs = {}  # system -> (stem set, test set) -> each run's mean SI-SDRi
+    for stem_set, rows in stem_sets.items():
+        for name, row in rows.items():
+            for label, result in row["sets"].items():
+                runs.setdefault(name.split(" seed ")[0], {}).setdefault((stem_set, label), []).append(
+                    result["model"]["mean"]["SI-SDRi"]["mean"])
+    lines = ["| stem set | test set | " + " | ".join(runs) + " |", "|---" * (2 + len(runs)) + "|"]
+    for stem_set, rows in stem_sets.items():
+        for label in next(iter(rows.values()))["sets"]:
+            cells = []
+            for scores in (by_set.get((stem_set, label), []) for by_set in runs.values()):
+                cells.append("—" if not scores else f"{np.mean(scores):+.2f}" if len(scores) == 1 else
+                             f"{np.mean(scores):+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] ({len(scores)} runs)")
+            lines.append(f"| {stem_set} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs/compare", help="the runs {stem_set}-{system}/")
     parser.add_argument("--train", type=Path, metavar="DATASET", help="train missing runs on this rendered dataset")
     parser.add_argument("--budget", type=float, default=720.0, help="CPU seconds of training per band model")
     parser.add_argument("--budget-seed4", type=float, default=480.0, help="CPU seconds of training per seed4 model")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds per system (default 1)")
     parser.add_argument("--stem-sets", nargs="+", default=["band", "seed4"])
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=WEIGHTS",
@@ -252,7 +282,7 @@ def main(argv=None) -> int:
         fonts["unseen SoundFont " + Path(args.unseen_soundfont).stem] = args.unseen_soundfont
     if args.train:
         budgets = {s: args.budget_seed4 if s == "seed4" else args.budget for s in args.stem_sets}
-        train_missing(args.runs, args.train, args.stem_sets, args.systems, budgets)
+        train_missing(args.runs, args.train, args.stem_sets, args.systems, budgets, args.seeds)
     sets = test_sets(args.work, args.songs, args.seed, args.midi, fonts)
 
     import torch
@@ -280,8 +310,9 @@ def main(argv=None) -> int:
                 text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"
                             f"{table(rows, label, stems)}\n")
             continue
-        models = {s: str(args.runs / f"{stem_set}-{s}/best.pt") for s in args.systems
-                  if (args.runs / f"{stem_set}-{s}/best.pt").exists()}
+        models = {system + (f" seed {seed}" if seed else ""): str(args.runs / run_name(stem_set, system, seed) / "best.pt")
+                  for system, seed in itertools.product(args.systems, range(args.seeds))
+                  if (args.runs / run_name(stem_set, system, seed) / "best.pt").exists()}
         models |= {name: extra[name] for name, sources in extra_sources.items()
                    if sources == get_stem_set(stem_set).names}
         if not models:
@@ -292,6 +323,9 @@ def main(argv=None) -> int:
         for label in sets:
             text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"
                         f"{table(rows, label, stems)}\n")
+    if report["stem_sets"]:
+        text.insert(0, "### Summary\n\nMean SI-SDRi over the songs, dB; with several runs of a system (--seeds), "
+                       f"their mean [lowest, highest].\n\n{summary(report['stem_sets'])}\n")
     print("\n".join(text))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(nan_to_none(report), indent=1, allow_nan=False) + "\n")

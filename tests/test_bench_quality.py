@@ -53,3 +53,39 @@ def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):
     (run / "log.jsonl").write_text(json.dumps({"step": 9, "done": True, "budget_used_s": 900.0}) + "\n{\"step\": 1")
     with pytest.raises(SystemExit, match="trained with 900 CPU s, more than --budget 720"):
         quality.train_missing(tmp_path / "runs", tmp_path / "data", ["band"], ["wavesep"], {"band": 720.0})
+
+
+def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from wavesep.instruments import get_stem_set
+    from wavesep.models import ModelSpec, build_model
+    from wavesep.train.checkpoint import checkpoint_payload, save_atomic
+
+    commands, runs = [], tmp_path / "runs"
+    with monkeypatch.context() as patch:  # the module is the real subprocess: only for this call
+        patch.setattr(quality.subprocess, "run", lambda command, **_: commands.append(command))
+        quality.train_missing(runs, tmp_path / "data", ["seed4"], ["wavesep"], {"seed4": 480.0}, seeds=2)
+    assert [c[c.index("--run-dir") + 1] for c in commands] == [str(runs / "seed4-wavesep"),
+                                                                 str(runs / "seed4-wavesep-seed1")]
+    assert "training.seed=0" in commands[0] and "training.seed=1" in commands[1]
+
+    spec = ModelSpec(get_stem_set("seed4").names, sample_rate=44100)
+    for seed in (0, 1):  # two "runs" of one recipe: small untrained models, different initialisations
+        torch.manual_seed(seed)
+        model = build_model("latent-wavenet", spec, {"stride": 64, "window": 128, "basis": 16, "channels": 8,
+                                                     "skip_channels": 8, "stacks": 1, "blocks": 2})
+        run = runs / quality.run_name("seed4", "wavesep", seed)
+        run.mkdir(parents=True)
+        save_atomic(checkpoint_payload(model, {}), run / "best.pt")
+    out = tmp_path / "quality.json"
+    assert quality.main(["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--seeds", "2",
+                         "--systems", "wavesep", "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "",
+                         "--rtf-seconds", "1", "--threads", "1"]) == 0
+    rows = json.loads(out.read_text())["stem_sets"]["seed4"]
+    assert list(rows) == ["wavesep", "wavesep seed 1"]
+    scores = [row["sets"][label]["model"]["mean"]["SI-SDRi"]["mean"] for row in rows.values() for label in row["sets"]]
+    assert scores[0] != scores[1]
+    line = next(line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| seed4 |"))
+    assert line.endswith(f"| {sum(scores) / 2:+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] (2 runs) |")
+    assert "| wavesep seed 1 (latent-wavenet) |" in out.with_suffix(".md").read_text()
