@@ -23,7 +23,8 @@ What it does:
    ``--threads`` threads (separation in memory, after a warm-up); the parameters; and the training
    budget read back from the checkpoint (steps, CPU seconds, hardware). Scores already in
    ``--out`` for the same weights (SHA-256) and test set are reused unless ``--fresh``, so adding a
-   model scores only that one; the real-time factors are measured anew every run.
+   model scores only that one; the real-time factors are measured anew every run. The rows of
+   systems left out of ``--systems`` stay as the earlier report has them, real-time factors too.
 
 Prints a summary (each system's mean SI-SDRi over its seeds, with the lowest and highest), then
 one Markdown table per stem set and test set with a row per run, and writes them with every figure
@@ -234,6 +235,12 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _rank(name: str) -> int:
+    """Rows in the order of SYSTEMS, then any other model."""
+    system = name.split(" seed ")[0]
+    return SYSTEMS.index(system) if system in SYSTEMS else len(SYSTEMS)
+
+
 def summary(stem_sets: dict) -> str:
     """Markdown: one row per stem set and test set, one column per system, each cell the mean
     SI-SDRi over the system's runs (its seeds) with the lowest and highest in brackets."""
@@ -315,10 +322,15 @@ def main(argv=None) -> int:
                   if (args.runs / run_name(stem_set, system, seed) / "best.pt").exists()}
         models |= {name: extra[name] for name, sources in extra_sources.items()
                    if sources == get_stem_set(stem_set).names}
-        if not models:
+        before = {} if args.fresh else previous.get(stem_set, {})
+        # systems not asked for this time keep their rows (and their real-time factors) of the earlier report
+        kept = {name: row for name, row in before.items() if name not in models and set(sets) <= set(row["sets"])
+                and name.split(" seed ")[0] not in args.systems and name not in extra}
+        if not models and not kept:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
-        rows = score(models, sets, stem_set, args.rtf_seconds, {} if args.fresh else previous.get(stem_set, {}))
+        rows = score(models, sets, stem_set, args.rtf_seconds, before) | kept
+        rows = dict(sorted(rows.items(), key=lambda item: (_rank(item[0]), item[0])))
         report["stem_sets"][stem_set] = rows
         for label in sets:
             text.append(f"### {stem_set} stems, {label}\n\nSI-SDRi, dB: mean (median) over songs.\n\n"

@@ -89,3 +89,7 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
     line = next(line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| seed4 |"))
     assert line.endswith(f"| {sum(scores) / 2:+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] (2 runs) |")
     assert "| wavesep seed 1 (latent-wavenet) |" in out.with_suffix(".md").read_text()
+    args = ["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--systems", "conv-tasnet",
+            "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "", "--rtf-seconds", "1", "--threads", "1"]
+    assert quality.main(args) == 0  # no conv-tasnet run: wavesep's rows stay as they were
+    assert json.loads(out.read_text())["stem_sets"]["seed4"] == rows
