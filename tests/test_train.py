@@ -175,6 +175,8 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "data.source=/no/such/dataset"], "/no/such/dataset: data source not found"),
     (["--set", "optim.grad_clip=-1"], "optim.grad_clip must be >= 0, got -1"),
     (["--set", "optim.betas=[a, 0.9]"], "optim.betas must be two numbers in [0, 1)"),
+    (["--set", "data.augment_eq_db=-3"], "data.augment_eq_db must be >= 0, got -3"),
+    (["--set", "data.augment_lowpass=1.5"], "data.augment_lowpass must be in [0, 1], got 1.5"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert main(["train", str(TINY), "--run-dir", str(tmp_path / "run"), "--no-progress", *args]) == 1

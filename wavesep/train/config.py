@@ -117,9 +117,11 @@ class Config:
             if _get(self, key) <= 0:
                 raise ValueError(f"config: {key} must be positive, got {_get(self, key)}")
         for key in ("optim.grad_clip", "optim.warmup_steps", "training.budget_s", "optim.weight_decay", "training.presence_weight",
-                    "data.workers", "training.audio_examples"):
+                    "data.workers", "training.audio_examples", "data.augment_eq_db"):
             if _get(self, key) < 0:
                 raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")
+        if not 0 <= d.augment_lowpass <= 1:
+            raise ValueError(f"config: data.augment_lowpass must be in [0, 1], got {d.augment_lowpass}")
         if len(o.betas) != 2 or not all(is_number(b) and 0 <= b < 1 for b in o.betas):
             raise ValueError(f"config: optim.betas must be two numbers in [0, 1), got {o.betas}")
         try:
