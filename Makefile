@@ -34,9 +34,10 @@ default-model: training-data
 	DATA=$(DATA) BIN=$(VENV)/bin ./scripts/train-default.sh
 
 # wavesep against Conv-TasNet, HDemucs and Open-Unmix trained on the same data with the same CPU
-# budget (trains the runs runs/compare lacks, then scores them all): see the README.
+# budget (trains the runs runs/compare lacks, SEEDS per system, then scores them all): see the README.
+SEEDS ?= 3
 bench-quality: training-data
-	$(PY) bench/quality.py --train $(DATA)/dataset --runs runs/compare
+	$(PY) bench/quality.py --train $(DATA)/dataset --runs runs/compare --seeds $(SEEDS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
