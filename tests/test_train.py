@@ -277,10 +277,12 @@ def test_presets_load_and_build_their_model(preset):
     assert model.n_parameters() > 0
 
 
-def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_path):
+def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_path, capsys):
     run_dir = tmp_path / "run"
     config = tiny(corpus["dataset"], "training.steps=100000", "training.budget_s=0.3", "training.valid_every=5")
-    result = train(config, run_dir, progress=False)
+    result = train(config, run_dir, progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]  # the bar counts the budget's seconds, the steps beside
+    assert "/0 CPU s [" in bar and f"step={result.step}," in bar and "100000" not in bar
     done = log_records(run_dir)[-1]
     assert done["done"] and done["budget_unit"] == "CPU seconds" and done["budget_used_s"] >= 0.3
     assert 1 <= result.step < 100000  # the budget, not the steps, ended it

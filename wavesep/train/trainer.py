@@ -42,6 +42,9 @@ from wavesep.train.validation import run_setting, validate
 CONFIG_FILE, LAST, BEST, LOG = "config.yaml", "last.pt", "best.pt", "log.jsonl"
 
 
+BUDGET_BAR = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]"
+
+
 class TrainingStopped(RuntimeError):
     """The run cannot go on (non-finite losses); the message says which checkpoint is left."""
 
@@ -284,8 +287,12 @@ class Trainer:
         t, steps = self.config.training, self.config.training.steps
         audio_per_step = t.batch_size * self.process.world_size * self.config.data.segment_s
         bad_in_a_row, loss, last_saved = 0, float("nan"), self.step
-        bar = tqdm(total=steps, initial=self.step, unit="step", disable=not (self.progress and self.process.main),
-                   dynamic_ncols=True)
+        # With a budget the bar counts its seconds, so its rate and time left mean something; the
+        # step count (a bound that a budget run does not expect to reach) goes in the postfix.
+        budgeted = t.budget_s > 0
+        bar = tqdm(total=t.budget_s if budgeted else steps, initial=min(self.budget_used_s, t.budget_s) if budgeted else self.step,
+                   unit=self.budget_unit.replace("seconds", "s") if budgeted else "step", dynamic_ncols=True,
+                   disable=not (self.progress and self.process.main), bar_format=BUDGET_BAR if budgeted else None)
         started, start_step = time.perf_counter(), self.step
         self.model.train()
         if self.step == 0:
@@ -300,13 +307,15 @@ class Trainer:
                 mixture, stems = first if first is not None else next(self.batches)
                 first = None
                 loss, parts, applied = self._train_step(mixture, stems)
-                self.budget_used_s += self.budget_clock() - clock
+                used = self.budget_clock() - clock
+                self.budget_used_s += used
                 self.step += 1
-                bar.update(1)
+                bar.update(min(used, bar.total - bar.n) if budgeted else 1)
                 speed = (self.step - start_step) * audio_per_step / (time.perf_counter() - started)
                 if applied:
                     bad_in_a_row = 0
-                    bar.set_postfix(loss=f"{loss:.4g}", audio=f"{speed:.1f} s/s")
+                    bar.set_postfix_str((f"step={self.step}, " if budgeted else "") +
+                                        f"loss={loss:.4g}, audio={speed:.1f} s/s")
                     if self.step % t.log_every == 0:
                         self._log_train(loss, parts, speed)
                 else:
