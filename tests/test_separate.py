@@ -70,6 +70,26 @@ def test_a_segment_that_sees_a_constant_gives_no_click_at_borders():
     assert y.diff().abs().max() < 5 * x.diff().abs().max()
 
 
+def test_batches_of_segments_give_the_output_of_one_at_a_time():
+    x = torch.randn(2, 10_007)
+    one = overlap_add(lambda c: torch.stack([c, 2 * c]), x, 1000, 250)
+    calls = []
+
+    def batched(c):  # (segments, channels, time) -> (segments, outputs, channels, time)
+        calls.append(c.shape[0])
+        return torch.stack([c, 2 * c], dim=1)
+
+    for batch in (1, 3, 100):
+        calls.clear()
+        assert torch.equal(overlap_add(batched, x, 1000, 250, batch=batch), one)
+        assert max(calls) <= batch and sum(calls) == len(segment_starts(10_007, 1000, 750))
+    blender = OverlapAdd(batched, 1000, 250, batch=4)
+    parts = [blender.push(x[:, i:i + 333]) for i in range(0, x.shape[-1], 333)] + [blender.finish()]
+    assert torch.equal(torch.cat([p for p in parts if p is not None], dim=-1), one)
+    with pytest.raises(ValueError, match="need batch >= 1, got 0"):
+        OverlapAdd(batched, 1000, 250, batch=0)
+
+
 def test_bounded_memory_state_does_not_grow_with_the_track():
     blender = OverlapAdd(identity, 1000, 250)
     sizes = []
@@ -77,6 +97,11 @@ def test_bounded_memory_state_does_not_grow_with_the_track():
         blender.push(torch.randn(2, 777))
         sizes.append(blender.held)
     assert max(sizes) < 4000
+    blender = OverlapAdd(lambda c: c[:, None].clone(), 1000, 250, batch=8)  # holds a batch's hops more
+    for _ in range(200):
+        blender.push(torch.randn(2, 777))
+        sizes.append(blender.held)
+    assert max(sizes) < 4000 + 2 * 8 * 750
 
 
 # -- test models ---------------------------------------------------------------------------
@@ -142,6 +167,31 @@ def test_with_consistency_and_an_other_stem_the_stems_sum_to_the_input():
     raw = Separator(Shares(), segment_s=0.5).separate(x, 48000)  # the default: the model's own stems
     assert all(np.array_equal(raw[name], stems[name]) for name in ("a", "b"))
     assert np.abs(sum(raw.values()) - x).max() > 0.01
+
+
+@pytest.mark.parametrize("setting,informed_by", [("fixed", "multihot"), ("informed", "multihot"),
+                                                  ("informed", "query"), ("blind", "multihot")])
+def test_batched_segments_separate_as_one_at_a_time(setting, informed_by):
+    from wavesep.models import build_model
+
+    torch.manual_seed(0)
+    spec = ModelSpec(("drums", "bass", "other"), sample_rate=8000, setting=setting, informed_by=informed_by,
+                     condition_dim=4)
+    model = build_model("latent-wavenet", spec, {"stride": 8, "window": 16, "basis": 16, "channels": 8,
+                                                 "skip_channels": 8, "stacks": 1, "blocks": 2, "spectral_ffts": [64]})
+    x = np.random.default_rng(0).normal(0, 0.2, (2, 4_321)).astype(np.float32)
+    instruments = ["bass", "drums"] if setting == "informed" else None
+    results = []
+    for batch in (1, 3):
+        separator = Separator(model, segment_s=0.05, batch=batch, instruments=instruments, threshold=0.01)
+        results.append((separator.separate(x), separator.last_detections))
+    (one, detected_one), (three, detected_three) = results
+    assert list(one) == list(three) and len(one) >= 2
+    for name in one:
+        np.testing.assert_allclose(three[name], one[name], atol=1e-5, err_msg=name)
+    assert detected_one == pytest.approx(detected_three)
+    with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
+        Separator(model, batch=0)
 
 
 def test_tensors_in_tensors_out_mono_vector_too():

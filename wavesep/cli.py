@@ -175,6 +175,8 @@ def _add_separate(commands):
     separate.add_argument("--segment", type=float, metavar="SECONDS", help="segment length (default 10 s)")
     separate.add_argument("--overlap", type=_fraction, default=0.25, metavar="FRACTION",
                           help="fraction of a segment shared with the next, cross-faded (default 0.25)")
+    separate.add_argument("--batch", type=_positive_int, metavar="N",
+                          help="segments per model call (default 1 on the CPU, 8 on a GPU)")
     separate.add_argument("--format", choices=["wav", "flac"], default="wav", help="output format (default wav)")
     separate.add_argument("--bits", choices=["16", "24", "32", "float"], default="float",
                           help="integer bits or 32-bit float (default float; FLAC: 16 or 24)")
@@ -341,7 +343,7 @@ def cmd_separate(args) -> int:
     stem_path(args.out, args.filename, "track", "stem", args.format)  # a bad template fails before any work
     separator = Separator(args.model, device=args.device, segment_s=args.segment, overlap=args.overlap,
                           stems=args.stems, instruments=args.instruments, threshold=args.threshold,
-                          consistency=args.consistent)
+                          consistency=args.consistent, batch=args.batch)
     out = args.out.resolve()
     files = [f for f in all_audio_files(args.paths) if out not in f.resolve().parents]  # not our own stems
     if not files:
