@@ -235,9 +235,14 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
     return "\n".join(lines)
 
 
+def system_of(row: str) -> str:
+    """The system of a report row: "wavesep seed 2" -> "wavesep" (a --model row is its own)."""
+    return row.split(" seed ")[0]
+
+
 def _rank(name: str) -> int:
     """Rows in the order of SYSTEMS, then any other model."""
-    system = name.split(" seed ")[0]
+    system = system_of(name)
     return SYSTEMS.index(system) if system in SYSTEMS else len(SYSTEMS)
 
 
@@ -248,7 +253,7 @@ def summary(stem_sets: dict) -> str:
     for stem_set, rows in stem_sets.items():
         for name, row in rows.items():
             for label, result in row["sets"].items():
-                runs.setdefault(name.split(" seed ")[0], {}).setdefault((stem_set, label), []).append(
+                runs.setdefault(system_of(name), {}).setdefault((stem_set, label), []).append(
                     result["model"]["mean"]["SI-SDRi"]["mean"])
     lines = ["| stem set | test set | " + " | ".join(runs) + " |", "|---" * (2 + len(runs)) + "|"]
     for stem_set, rows in stem_sets.items():
@@ -325,7 +330,7 @@ def main(argv=None) -> int:
         before = {} if args.fresh else previous.get(stem_set, {})
         # systems not asked for this time keep their rows (and their real-time factors) of the earlier report
         kept = {name: row for name, row in before.items() if name not in models and set(sets) <= set(row["sets"])
-                and name.split(" seed ")[0] not in args.systems and name not in extra}
+                and system_of(name) not in args.systems and name not in extra}
         if not models and not kept:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
