@@ -290,9 +290,10 @@ class Trainer:
         # With a budget the bar counts its seconds, so its rate and time left mean something; the
         # step count (a bound that a budget run does not expect to reach) goes in the postfix.
         budgeted = t.budget_s > 0
-        bar = tqdm(total=t.budget_s if budgeted else steps, initial=min(self.budget_used_s, t.budget_s) if budgeted else self.step,
-                   unit=self.budget_unit.replace("seconds", "s") if budgeted else "step", dynamic_ncols=True,
-                   disable=not (self.progress and self.process.main), bar_format=BUDGET_BAR if budgeted else None)
+        counts = (dict(total=t.budget_s, initial=min(self.budget_used_s, t.budget_s), bar_format=BUDGET_BAR,
+                       unit=self.budget_unit.replace("seconds", "s")) if budgeted
+                  else dict(total=steps, initial=self.step, unit="step"))
+        bar = tqdm(**counts, dynamic_ncols=True, disable=not (self.progress and self.process.main))
         started, start_step = time.perf_counter(), self.step
         self.model.train()
         if self.step == 0:
