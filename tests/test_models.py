@@ -21,7 +21,8 @@ SETTINGS = [("fixed", "multihot"), ("informed", "multihot"), ("informed", "query
 
 
 SPECTRAL = {"spectral_ffts": [64]}  # latent-wavenet's STFT input: hop 16, two frames
-CASES = [(name, {}) for name in WAVESEP_MODELS] + [("latent-wavenet", SPECTRAL)]
+SPECTRAL_OUTPUT = {"spectral_output": 64}  # and its STFT output
+CASES = [(name, {}) for name in WAVESEP_MODELS] + [("latent-wavenet", SPECTRAL), ("latent-wavenet", SPECTRAL_OUTPUT)]
 
 
 def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot", audio_channels: int = 2,
@@ -29,7 +30,15 @@ def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot"
     torch.manual_seed(0)
     spec = ModelSpec(SOURCES, sample_rate=8000, audio_channels=audio_channels, setting=setting,
                      informed_by=informed_by, condition_dim=4)
-    return build_model(name, spec, {**SMALL[name], **args}).eval()
+    return with_spectral_gains(build_model(name, spec, {**SMALL[name], **args}).eval())
+
+
+def with_spectral_gains(model):
+    """latent-wavenet's spectral output starts at zero gains, so it adds nothing: give it some, for
+    the tests to see that path."""
+    if getattr(model, "spectral_output", None):
+        torch.nn.init.normal_(model.spectral_output.gains[1].weight, std=0.1)
+    return model
 
 
 def condition_for(model, batch: int):
@@ -113,7 +122,8 @@ def test_blind_detect_keeps_only_sources_judged_present():
         small_model("conv").detect(torch.randn(1, 2, 200))
 
 
-@pytest.mark.parametrize("name,args", [*CASES, ("latent-wavenet", {"window": 32, "spectral_ffts": [32, 64]})])
+@pytest.mark.parametrize("name,args", [*CASES, ("latent-wavenet", {"window": 32, "spectral_ffts": [32, 64]}),
+                                       ("latent-wavenet", {"spectral_ffts": [64], "spectral_output": 32})])
 def test_receptive_field_is_what_the_model_says(name, args):
     """The inputs one output sample depends on (by its gradient) span ``receptive_field`` at the
     widest, over positions of every phase of the model's strides (checked on ``separate``,
@@ -177,6 +187,20 @@ def test_model_config_is_strict():
     assert model_config("wavenet", {"final_channels": [8, 4]}).final_channels == (8, 4)
     with pytest.raises(ValueError, match="spectral_ffts 48: a quarter of it must be a multiple of stride \\(8\\)"):
         small_model("latent-wavenet", spectral_ffts=[64, 48])
+    with pytest.raises(ValueError, match="spectral_output 48: a quarter of it must be a multiple of stride \\(8\\)"):
+        small_model("latent-wavenet", spectral_output=48)
+
+
+def test_latent_wavenet_spectral_output_adds_nothing_until_trained():
+    """Its gains start at zero: a new model's output is the latent path's alone, as without it."""
+    spec = ModelSpec(SOURCES, sample_rate=8000)
+    torch.manual_seed(0)
+    plain = build_model("latent-wavenet", spec, SMALL["latent-wavenet"]).eval()
+    torch.manual_seed(0)
+    spectral = build_model("latent-wavenet", spec, {**SMALL["latent-wavenet"], **SPECTRAL_OUTPUT}).eval()
+    mixture = torch.randn(2, 2, 500)
+    with torch.no_grad():
+        assert torch.equal(plain(mixture).stems, spectral(mixture).stems)
 
 
 def test_wavenet_defaults_are_the_original():
@@ -202,14 +226,15 @@ def test_condition_values_are_checked():
 
 
 def test_latent_wavenet_under_cpu_bfloat16_autocast_matches_float32():
-    """Forward and backward, with a spectral input: its 128-tap encoder and decoder run in float32, since oneDNN's
+    """Forward and backward, with a spectral input and output: its 128-tap encoder and decoder run in float32, since oneDNN's
     bfloat16 convolutions with such kernels return garbage on CPUs with AMX (torch 2.13), which
     made bfloat16 training learn nothing (the decoder's backward pass is such a convolution)."""
     torch.manual_seed(0)
     config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3,
-              "spectral_ffts": [512]}
-    model = build_model("latent-wavenet", ModelSpec(SOURCES), config)
-    mixture, target = torch.randn(1, 2, 44100), torch.randn(1, len(SOURCES), 2, 44100)
+              "spectral_ffts": [512], "spectral_output": 512}
+    model = with_spectral_gains(build_model("latent-wavenet", ModelSpec(SOURCES), config))
+    data = torch.Generator().manual_seed(1)  # the same data whatever the model drew
+    mixture, target = torch.randn(1, 2, 44100, generator=data), torch.randn(1, len(SOURCES), 2, 44100, generator=data)
 
     def run(bf16: bool):
         model.zero_grad()

@@ -51,6 +51,9 @@ class LatentWaveNetConfig:
     # STFT sizes of the spectral inputs (none by default): each adds the mixture's log-magnitude
     # spectrum, hop a quarter of the size (a multiple of stride), to the stacks' input frames
     spectral_ffts: tuple[int, ...] = ()
+    # STFT size of the spectral output (0: none): per output, a gain on each bin of the mixture's
+    # STFT (hop a quarter of the size, a multiple of stride), inverted and added to the output
+    spectral_output: int = 0
 
 
 class LatentWaveNet(SeparationModel):
@@ -73,6 +76,9 @@ class LatentWaveNet(SeparationModel):
         self.decoder = nn.ConvTranspose1d(config.basis, c, config.window, stride=config.stride, bias=False)
         self.spectral = nn.ModuleList(SpectralInput(n_fft, config.stride, config.window, c, config.channels)
                                       for n_fft in config.spectral_ffts)
+        self.spectral_output = (SpectralOutput(config.spectral_output, config.stride, config.window,
+                                               config.skip_channels, spec.n_outputs)
+                                if config.spectral_output else None)
 
     @property
     def _edge(self) -> int:
@@ -87,16 +93,31 @@ class LatentWaveNet(SeparationModel):
 
     @property
     def receptive_field(self) -> int:
+        """The widest span of input samples under one output sample, over every phase of the
+        strides and hops (exact: tests/test_models.py checks it by the gradient)."""
         c = self.config
-        spread = self.stacks.receptive_field - 1 + c.window // c.stride - 1  # frames under one output sample
-        widest = spread * c.stride + c.window  # through the encoder
-        # through the spectral inputs too, whose reach depends on the frames' phase against the hops
-        period = math.lcm(1, *(spectral.hop // c.stride for spectral in self.spectral))
-        for first in range(period if self.spectral else 0):
-            spans = [(first * c.stride - self._edge, (first + spread) * c.stride - self._edge + c.window - 1)]
-            spans += [spectral.span(first, first + spread) for spectral in self.spectral]
+        reach = (self.stacks.receptive_field - 1) // 2  # frames each side that one frame's features see
+        hops = [spectral.hop for spectral in self.spectral]
+        hops += [self.spectral_output.hop] if self.spectral_output else []
+        widest = 0
+        for t in range(math.lcm(c.stride, *hops)):  # output sample t
+            # the decoder's frames over t, and what their features see
+            first, last = -(-(t + self._edge - c.window + 1) // c.stride), (t + self._edge) // c.stride
+            spans = [self._frames_span(first - reach, last + reach)]
+            if self.spectral_output:
+                for hop in self.spectral_output.hops_over(t):
+                    frame = self.spectral_output.nearest_frame(hop)
+                    spans += [self.spectral_output.span(hop), self._frames_span(frame - reach, frame + reach)]
             widest = max(widest, max(high for _, high in spans) - min(low for low, _ in spans) + 1)
         return widest
+
+    def _frames_span(self, first: int, last: int) -> tuple[int, int]:
+        """The input samples that the stacks' input frames ``first`` ... ``last`` see: through the
+        encoder, and through the spectral inputs."""
+        c = self.config
+        spans = [(first * c.stride - self._edge, last * c.stride - self._edge + c.window - 1)]
+        spans += [spectral.span(first, last) for spectral in self.spectral]
+        return min(low for low, _ in spans), max(high for _, high in spans)
 
     def separate(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         length = x.shape[-1]
@@ -111,7 +132,10 @@ class LatentWaveNet(SeparationModel):
         masks = torch.sigmoid(self.masks(skips)).view(batch, self.spec.n_outputs, basis, frames)
         masked = (masks * coefficients.unsqueeze(1)).view(batch * self.spec.n_outputs, basis, frames)
         out = self._decode(masked)[..., self._edge : self._edge + length]  # (batch * n_outputs, channels, time)
-        return out.reshape(batch, -1, length), skips
+        out = out.reshape(batch, -1, length)
+        if self.spectral_output:
+            out = out + self.spectral_output(x[..., self._edge : self._edge + length], skips)
+        return out, skips
 
     def _decode(self, masked: torch.Tensor) -> torch.Tensor:
         """The decoder, like the encoder, in float32 even under autocast: oneDNN's bfloat16
@@ -162,3 +186,54 @@ class SpectralInput(nn.Module):
         features = self.project(magnitude)
         nearest = self.nearest_hops(torch.arange(frames, device=x.device))
         return features[..., nearest.clamp(0, features.shape[-1] - 1)]
+
+
+class SpectralOutput(nn.Module):
+    """A correction made in the STFT domain, where the frequency resolution is the STFT's and not
+    the learned basis's: per output, a real gain on each bin of the mixture's STFT, read from the
+    stacks' features at the frame nearest each hop; the masked STFT is inverted and added to that
+    output's waveform. The gains start at zero, so training starts from the latent path alone.
+
+    Shape:
+        (batch, channels, time), (batch, features, frames) -> (batch, n_outputs * channels, time)
+    """
+
+    def __init__(self, n_fft: int, stride: int, window: int, features: int, n_outputs: int):
+        super().__init__()
+        if n_fft < 4 or (n_fft // 4) % stride:
+            raise ValueError(f"latent-wavenet: spectral_output {n_fft}: a quarter of it must be a multiple of "
+                             f"stride ({stride})")
+        self.n_fft, self.hop, self.stride, self.n_outputs = n_fft, n_fft // 4, stride, n_outputs
+        self.centre = stride - window // 2  # where frame 0's window is centred, in input samples
+        self.bins = n_fft // 2 + 1
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.gains = nn.Sequential(nn.PReLU(), nn.Conv1d(features, n_outputs * self.bins, 1))
+        nn.init.zeros_(self.gains[1].weight)
+        nn.init.zeros_(self.gains[1].bias)
+
+    def nearest_frame(self, hop):
+        """The feature frame whose window is centred nearest the STFT hop's (before cutting to the
+        frames there are), for an int or a tensor of hops."""
+        return (hop * self.hop - self.centre + self.stride // 2) // self.stride
+
+    def hops_over(self, t: int) -> range:
+        """The hops whose windows reach input sample ``t`` (the Hann window's first tap is 0)."""
+        half = self.n_fft // 2
+        return range(-(-(t - half + 1) // self.hop), (t + half - 1) // self.hop + 1)
+
+    def span(self, hop: int) -> tuple[int, int]:
+        return hop * self.hop - self.n_fft // 2 + 1, hop * self.hop + self.n_fft // 2 - 1
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = x.shape
+        with torch.autocast(x.device.type, enabled=False):  # STFTs stay in float32
+            spectrum = torch.stft(x.flatten(0, 1).float(), self.n_fft, self.hop, window=self.window, center=True,
+                                  pad_mode="constant", return_complex=True)
+        hops = spectrum.shape[-1]
+        nearest = self.nearest_frame(torch.arange(hops, device=x.device)).clamp(0, features.shape[-1] - 1)
+        gains = self.gains(features[..., nearest]).float().view(batch, self.n_outputs, 1, self.bins, hops)
+        masked = gains * spectrum.view(batch, 1, channels, self.bins, hops)
+        with torch.autocast(x.device.type, enabled=False):
+            out = torch.istft(masked.flatten(0, 2), self.n_fft, self.hop, window=self.window, center=True,
+                              length=length)
+        return out.view(batch, self.n_outputs * channels, length).to(x.dtype)
