@@ -189,6 +189,8 @@ def test_model_config_is_strict():
         small_model("latent-wavenet", spectral_ffts=[64, 48])
     with pytest.raises(ValueError, match="spectral_output 48: a quarter of it must be a multiple of stride \\(8\\)"):
         small_model("latent-wavenet", spectral_output=48)
+    with pytest.raises(ValueError, match="spectral_output_hz must be between 0 and half the sample rate"):
+        small_model("latent-wavenet", spectral_output=64, spectral_output_hz=5000)
 
 
 def test_latent_wavenet_spectral_output_adds_nothing_until_trained():
@@ -201,6 +203,17 @@ def test_latent_wavenet_spectral_output_adds_nothing_until_trained():
     mixture = torch.randn(2, 2, 500)
     with torch.no_grad():
         assert torch.equal(plain(mixture).stems, spectral(mixture).stems)
+
+
+def test_latent_wavenet_spectral_output_corrects_only_up_to_its_highest_frequency():
+    model = small_model("latent-wavenet", spectral_output=64, spectral_output_hz=1000)  # bins 0 ... 8 of 33
+    time = torch.arange(4000) / 8000
+    features = torch.randn(1, model.config.skip_channels, 4000 // model.config.stride)
+    with torch.no_grad():
+        low, high = (model.spectral_output(torch.sin(2 * torch.pi * hz * time).expand(1, 2, -1), features)
+                     for hz in (500, 2500))
+    low, high = low[..., 200:-200].square().mean(), high[..., 200:-200].square().mean()  # away from the edges
+    assert low > 1e-4 and high < 1e-6 * low  # the Hann window's leakage: -77 dB here
 
 
 def test_wavenet_defaults_are_the_original():
@@ -226,9 +239,10 @@ def test_condition_values_are_checked():
 
 
 def test_latent_wavenet_under_cpu_bfloat16_autocast_matches_float32():
-    """Forward and backward, with a spectral input and output: its 128-tap encoder and decoder run in float32, since oneDNN's
-    bfloat16 convolutions with such kernels return garbage on CPUs with AMX (torch 2.13), which
-    made bfloat16 training learn nothing (the decoder's backward pass is such a convolution)."""
+    """Forward and backward, with a spectral input and output: its 128-tap encoder and decoder run
+    in float32, since oneDNN's bfloat16 convolutions with such kernels return garbage on CPUs with
+    AMX (torch 2.13), which made bfloat16 training learn nothing (the decoder's backward pass is
+    such a convolution)."""
     torch.manual_seed(0)
     config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3,
               "spectral_ffts": [512], "spectral_output": 512}

@@ -12,6 +12,10 @@ the mixture's own content reappearing at the output (here through the masks).
 At the defaults (stride 32: 0.73 ms at 44.1 kHz) three stacks of eight blocks see about 1.1 s of
 context, against 0.19 s for the original WaveNet's 40 blocks at the sample rate, for a small
 fraction of its cost.
+
+The learned basis is short, so it resolves little below a few hundred Hz. Two optional STFT paths
+bring a long window's frequency resolution: the mixture's spectrum as an input to the stacks
+(:class:`SpectralInput`), and per-bin gains on it added to the outputs (:class:`SpectralOutput`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class LatentWaveNetConfig:
     # STFT size of the spectral output (0: none): per output, a gain on each bin of the mixture's
     # STFT (hop a quarter of the size, a multiple of stride), inverted and added to the output
     spectral_output: int = 0
+    spectral_output_hz: float = 0.0  # the highest frequency it corrects (0: up to Nyquist)
 
 
 class LatentWaveNet(SeparationModel):
@@ -77,7 +82,8 @@ class LatentWaveNet(SeparationModel):
         self.spectral = nn.ModuleList(SpectralInput(n_fft, config.stride, config.window, c, config.channels)
                                       for n_fft in config.spectral_ffts)
         self.spectral_output = (SpectralOutput(config.spectral_output, config.stride, config.window,
-                                               config.skip_channels, spec.n_outputs)
+                                               config.skip_channels, spec.n_outputs,
+                                               config.spectral_output_hz / spec.sample_rate)
                                 if config.spectral_output else None)
 
     @property
@@ -198,14 +204,17 @@ class SpectralOutput(nn.Module):
         (batch, channels, time), (batch, features, frames) -> (batch, n_outputs * channels, time)
     """
 
-    def __init__(self, n_fft: int, stride: int, window: int, features: int, n_outputs: int):
+    def __init__(self, n_fft: int, stride: int, window: int, features: int, n_outputs: int, highest: float = 0.0):
         super().__init__()
         if n_fft < 4 or (n_fft // 4) % stride:
             raise ValueError(f"latent-wavenet: spectral_output {n_fft}: a quarter of it must be a multiple of "
                              f"stride ({stride})")
+        if not 0 <= highest <= 0.5:
+            raise ValueError("latent-wavenet: spectral_output_hz must be between 0 and half the sample rate")
         self.n_fft, self.hop, self.stride, self.n_outputs = n_fft, n_fft // 4, stride, n_outputs
         self.centre = stride - window // 2  # where frame 0's window is centred, in input samples
-        self.bins = n_fft // 2 + 1
+        self.all_bins = n_fft // 2 + 1
+        self.bins = int(highest * n_fft) + 1 if highest else self.all_bins  # those it corrects, from 0 Hz up
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.gains = nn.Sequential(nn.PReLU(), nn.Conv1d(features, n_outputs * self.bins, 1))
         nn.init.zeros_(self.gains[1].weight)
@@ -232,7 +241,8 @@ class SpectralOutput(nn.Module):
         hops = spectrum.shape[-1]
         nearest = self.nearest_frame(torch.arange(hops, device=x.device)).clamp(0, features.shape[-1] - 1)
         gains = self.gains(features[..., nearest]).float().view(batch, self.n_outputs, 1, self.bins, hops)
-        masked = gains * spectrum.view(batch, 1, channels, self.bins, hops)
+        masked = gains * spectrum.view(batch, 1, channels, self.all_bins, hops)[..., : self.bins, :]
+        masked = nn.functional.pad(masked, (0, 0, 0, self.all_bins - self.bins))
         with torch.autocast(x.device.type, enabled=False):
             out = torch.istft(masked.flatten(0, 2), self.n_fft, self.hop, window=self.window, center=True,
                               length=length)
