@@ -18,8 +18,6 @@ TINY = {  # a few thousand to half a million parameters: seconds on a CPU
     "hdemucs": {"channels": 4, "depth": 6, "dconv_depth": 1},
     "open-unmix": {"hidden_size": 8, "nb_layers": 1, "n_fft": 512, "n_hop": 128},
 }
-# asteroid's last TCN block computes a residual output nothing reads (the masks come from the skips).
-UNUSED = {"conv-tasnet": {"net.masker.TCN.1.res_conv.weight", "net.masker.TCN.1.res_conv.bias"}}
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -33,7 +31,7 @@ def test_a_peer_separates_any_length_mono_or_stereo_and_learns_through_every_wei
     untouched = {n for n, p in model.named_parameters()
                  if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)}
     if length >= 11025:  # HDemucs's deepest attention sees nothing of a very short input
-        assert untouched == UNUSED.get(name, set())
+        assert not untouched  # as DistributedDataParallel requires (Conv-TasNet's unread weights are frozen)
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 1, length)).stems.shape == (1, 4, 1, length)

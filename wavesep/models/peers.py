@@ -104,6 +104,10 @@ class ConvTasNet(PeerAdapter):
             hid_chan=config.hid_chan, skip_chan=config.skip_chan, norm_type=config.norm_type,
             mask_act=config.mask_act, kernel_size=config.kernel_size, n_filters=config.n_filters,
             stride=config.stride, sample_rate=spec.sample_rate)
+        # asteroid's last block computes a residual output that nothing reads (the masks come from
+        # the skips): frozen, so that every trained weight gets a gradient, as DistributedDataParallel
+        # requires (it would otherwise stop at the first step on several processes)
+        self.net.masker.TCN[-1].res_conv.requires_grad_(False)
 
     @property
     def receptive_field(self) -> int:
