@@ -113,7 +113,7 @@ class LatentWaveNet(SeparationModel):
             if self.spectral_output:
                 for hop in self.spectral_output.hops_over(t):
                     frame = self.spectral_output.nearest_frame(hop)
-                    spans += [self.spectral_output.span(hop), self._frames_span(frame - reach, frame + reach)]
+                    spans += [self.spectral_output.hop_span(hop), self._frames_span(frame - reach, frame + reach)]
             widest = max(widest, max(high for _, high in spans) - min(low for low, _ in spans) + 1)
         return widest
 
@@ -152,7 +152,34 @@ class LatentWaveNet(SeparationModel):
             return self.decoder(masked.to(self.decoder.weight.dtype))
 
 
-class SpectralInput(nn.Module):
+class StftPath(nn.Module):
+    """What the STFT input and output share: the mixture's Hann-window STFT, hop a quarter of its
+    size and a multiple of the encoder's stride, and where its hops lie against the frames."""
+
+    option = ""  # the config key that sets n_fft, for errors
+
+    def __init__(self, n_fft: int, stride: int, window: int):
+        super().__init__()
+        if n_fft < 4 or (n_fft // 4) % stride:
+            raise ValueError(f"latent-wavenet: {self.option} {n_fft}: a quarter of it must be a multiple of "
+                             f"stride ({stride})")
+        self.n_fft, self.hop, self.stride = n_fft, n_fft // 4, stride
+        self.centre = stride - window // 2  # where frame 0's window is centred, in input samples
+        self.all_bins = n_fft // 2 + 1
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def hop_span(self, hop: int) -> tuple[int, int]:
+        """The input samples under one hop's window (the Hann window's first tap is 0)."""
+        return hop * self.hop - self.n_fft // 2 + 1, hop * self.hop + self.n_fft // 2 - 1
+
+    def stft(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, time) -> complex (batch * channels, bins, hops), in float32 even under autocast."""
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.stft(x.flatten(0, 1).float(), self.n_fft, self.hop, window=self.window, center=True,
+                              pad_mode="constant", return_complex=True)
+
+
+class SpectralInput(StftPath):
     """The mixture's log-magnitude STFT, normalised per frame and projected to the stacks' channels,
     repeated onto the encoder's frames. The learned basis is short (``window`` samples, 3 ms at the
     CPU recipe's 128), so on its own it resolves little below a few hundred Hz; a long window gives
@@ -163,38 +190,31 @@ class SpectralInput(nn.Module):
         (batch, channels, time), frames -> (batch, out_channels, frames)
     """
 
+    option = "spectral_ffts"
+
     def __init__(self, n_fft: int, stride: int, window: int, channels: int, out_channels: int):
-        super().__init__()
-        if n_fft < 4 or (n_fft // 4) % stride:
-            raise ValueError(f"latent-wavenet: spectral_ffts {n_fft}: a quarter of it must be a multiple of "
-                             f"stride ({stride})")
-        self.n_fft, self.hop, self.stride = n_fft, n_fft // 4, stride
-        self.centre = stride - window // 2  # where frame 0's window is centred, in input samples
-        bins = n_fft // 2 + 1
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.project = nn.Sequential(FrameNorm(channels * bins), nn.Conv1d(channels * bins, out_channels, 1))
+        super().__init__(n_fft, stride, window)
+        inputs = channels * self.all_bins
+        self.project = nn.Sequential(FrameNorm(inputs), nn.Conv1d(inputs, out_channels, 1))
 
     def nearest_hops(self, frames: torch.Tensor) -> torch.Tensor:
         """The STFT hop whose window is centred nearest each frame's (before cutting to the hops there are)."""
         return torch.div(frames * self.stride + self.centre + self.hop // 2, self.hop, rounding_mode="floor")
 
     def span(self, first: int, last: int) -> tuple[int, int]:
-        """The input samples that frames ``first`` ... ``last`` see through this path (the Hann window's
-        first tap is 0)."""
+        """The input samples that frames ``first`` ... ``last`` see through this path."""
         low, high = self.nearest_hops(torch.tensor([first, last])).tolist()
-        return low * self.hop - self.n_fft // 2 + 1, high * self.hop + self.n_fft // 2 - 1
+        return self.hop_span(low)[0], self.hop_span(high)[1]
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):  # STFTs stay in float32
-            spectrum = torch.stft(x.flatten(0, 1).float(), self.n_fft, self.hop, window=self.window, center=True,
-                                  pad_mode="constant", return_complex=True)
+        spectrum = self.stft(x)
         magnitude = spectrum.abs().log1p().reshape(x.shape[0], -1, spectrum.shape[-1])  # (batch, channels*bins, hops)
         features = self.project(magnitude)
         nearest = self.nearest_hops(torch.arange(frames, device=x.device))
         return features[..., nearest.clamp(0, features.shape[-1] - 1)]
 
 
-class SpectralOutput(nn.Module):
+class SpectralOutput(StftPath):
     """A correction made in the STFT domain, where the frequency resolution is the STFT's and not
     the learned basis's: per output, a real gain on each bin of the mixture's STFT, read from the
     stacks' features at the frame nearest each hop; the masked STFT is inverted and added to that
@@ -204,18 +224,14 @@ class SpectralOutput(nn.Module):
         (batch, channels, time), (batch, features, frames) -> (batch, n_outputs * channels, time)
     """
 
+    option = "spectral_output"
+
     def __init__(self, n_fft: int, stride: int, window: int, features: int, n_outputs: int, highest: float = 0.0):
-        super().__init__()
-        if n_fft < 4 or (n_fft // 4) % stride:
-            raise ValueError(f"latent-wavenet: spectral_output {n_fft}: a quarter of it must be a multiple of "
-                             f"stride ({stride})")
+        super().__init__(n_fft, stride, window)
         if not 0 <= highest <= 0.5:
             raise ValueError("latent-wavenet: spectral_output_hz must be between 0 and half the sample rate")
-        self.n_fft, self.hop, self.stride, self.n_outputs = n_fft, n_fft // 4, stride, n_outputs
-        self.centre = stride - window // 2  # where frame 0's window is centred, in input samples
-        self.all_bins = n_fft // 2 + 1
+        self.n_outputs = n_outputs
         self.bins = int(highest * n_fft) + 1 if highest else self.all_bins  # those it corrects, from 0 Hz up
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.gains = nn.Sequential(nn.PReLU(), nn.Conv1d(features, n_outputs * self.bins, 1))
         nn.init.zeros_(self.gains[1].weight)
         nn.init.zeros_(self.gains[1].bias)
@@ -230,14 +246,9 @@ class SpectralOutput(nn.Module):
         half = self.n_fft // 2
         return range(-(-(t - half + 1) // self.hop), (t + half - 1) // self.hop + 1)
 
-    def span(self, hop: int) -> tuple[int, int]:
-        return hop * self.hop - self.n_fft // 2 + 1, hop * self.hop + self.n_fft // 2 - 1
-
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         batch, channels, length = x.shape
-        with torch.autocast(x.device.type, enabled=False):  # STFTs stay in float32
-            spectrum = torch.stft(x.flatten(0, 1).float(), self.n_fft, self.hop, window=self.window, center=True,
-                                  pad_mode="constant", return_complex=True)
+        spectrum = self.stft(x)
         hops = spectrum.shape[-1]
         nearest = self.nearest_frame(torch.arange(hops, device=x.device)).clamp(0, features.shape[-1] - 1)
         gains = self.gains(features[..., nearest]).float().view(batch, self.n_outputs, 1, self.bins, hops)
