@@ -20,11 +20,12 @@ What it does:
 3. **Scores.** ``wavesep evaluate``'s SI-SDRi per stem over whole songs (mean and median over the
    songs where the stem plays), for each model and for the mixture and the oracle ideal ratio
    mask; the CPU real-time factor of each model on ``--rtf-seconds`` of a test mixture with
-   ``--threads`` threads (separation in memory, after a warm-up); the parameters; and the training
-   budget read back from the checkpoint (steps, CPU seconds, hardware). Scores already in
-   ``--out`` for the same weights (SHA-256) and test set are reused unless ``--fresh``, so adding a
-   model scores only that one; the real-time factors are measured anew every run. The rows of
-   systems left out of ``--systems`` stay as the earlier report has them, real-time factors too.
+   ``--threads`` threads (separation in memory, after a warm-up; the median of three timings); the
+   parameters; and the training budget read back from the checkpoint (steps, CPU seconds,
+   hardware). Scores already in ``--out`` for the same weights (SHA-256) and test set are reused
+   unless ``--fresh``, so adding a model scores only that one; the real-time factors are measured
+   anew every run. The rows of systems left out of ``--systems`` stay as the earlier report has
+   them, real-time factors too.
 
 Prints a summary (each system's mean SI-SDRi over its seeds, with the lowest and highest), then
 one Markdown table per stem set and test set with a row per run, and writes them with every figure
@@ -156,14 +157,18 @@ def training_budget(path: str) -> dict:
                                            "precision")}
 
 
-def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float) -> float:
+def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float, repeats: int = 3) -> float:
     """Seconds of separation per second of audio, in memory, after a warm-up on the segment's
-    shape (torch's CPU kernels are prepared per input shape on first use)."""
+    shape (torch's CPU kernels are prepared per input shape on first use): the median of
+    ``repeats`` timings, since one timing of the same model varied by up to 1.5x on this machine."""
     excerpt = mixture[:, : int(seconds * sample_rate)]
     separator.separate(excerpt[:, : int(1.5 * separator.segment_s * sample_rate)])
-    started = time.perf_counter()
-    separator.separate(excerpt)
-    return (time.perf_counter() - started) / (excerpt.shape[-1] / sample_rate)
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        separator.separate(excerpt)
+        timings.append((time.perf_counter() - started) / (excerpt.shape[-1] / sample_rate))
+    return float(np.median(timings))
 
 
 def weights_hash(path: str) -> str:

@@ -253,7 +253,8 @@ class SpectralOutput(StftPath):
         nearest = self.nearest_frame(torch.arange(hops, device=x.device)).clamp(0, features.shape[-1] - 1)
         gains = self.gains(features[..., nearest]).float().view(batch, self.n_outputs, 1, self.bins, hops)
         masked = gains * spectrum.view(batch, 1, channels, self.all_bins, hops)[..., : self.bins, :]
-        masked = nn.functional.pad(masked, (0, 0, 0, self.all_bins - self.bins))
+        if self.bins < self.all_bins:  # the bins above are left as they are: no gain, nothing added
+            masked = nn.functional.pad(masked, (0, 0, 0, self.all_bins - self.bins))
         with torch.autocast(x.device.type, enabled=False):
             out = torch.istft(masked.flatten(0, 2), self.n_fft, self.hop, window=self.window, center=True,
                               length=length)
