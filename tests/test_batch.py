@@ -166,3 +166,22 @@ def test_wav_format_is_exact_too(corpus, tmp_path):
         np.testing.assert_array_equal(mix, np.sum(stems, axis=0))
     with pytest.raises(RenderSetupError, match="unknown audio format 'mp3'"):
         render_dataset(corpus, tmp_path / "ds2", audio_format="mp3", progress=False)
+
+
+def test_several_soundfonts_are_recorded_and_resumed(corpus, tmp_path, capsys):
+    fonts = ["/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2"]
+    args = ["render", str(corpus), "--out", str(tmp_path / "ds"), "--workers", "2"]
+    assert main(args + ["--soundfont", fonts[0], "--soundfont", fonts[1]]) == 0
+    songs = [json.loads(p.read_text()) for p in (tmp_path / "ds").glob("*/*/metadata.json")]
+    assert len(songs) == 4 and all(song["soundfonts"] == fonts and "soundfont" not in song for song in songs)
+    used = {info["soundfont"] for song in songs for info in song["stems"].values()}
+    assert used == set(fonts)
+    capsys.readouterr()
+    assert main(args + ["--soundfont", fonts[0], "--soundfont", fonts[1]]) == 0
+    assert "skipped 4" in capsys.readouterr().out
+    # Another list (or one SoundFont) is another dataset: refused, naming the difference.
+    assert main(args + ["--soundfont", fonts[0]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rendered with other settings" in err and "soundfonts" in err
+    assert main(args + ["--soundfont", fonts[0], "--soundfont", fonts[0]]) == 1
+    assert f"{fonts[0]}: SoundFont given twice" in capsys.readouterr().err

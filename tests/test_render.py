@@ -183,3 +183,44 @@ def test_settings_are_checked():
         RenderSettings(tail_s=-1)
     with pytest.raises(ValueError, match="8000-96000"):
         RenderSettings(sample_rate=4000)
+
+
+SECOND_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # installed by scripts/setup.sh
+
+
+def test_several_soundfonts_one_drawn_per_instrument(tmp_path):
+    from wavesep.synth.render import soundfont_draw
+
+    song = read_song(band_song(tmp_path / "a.mid", beats=4))
+    fonts = [Renderer().soundfonts[0], SECOND_SOUNDFONT]
+    both = Renderer(fonts, RenderSettings(tail_s=0.5)).render(song)
+    alone = {font: Renderer(font, RenderSettings(tail_s=0.5)).render(song) for font in map(str, fonts)}
+    drawn = [str(fonts[soundfont_draw(song, instrument, 2)]) for instrument in both.instruments]
+    assert [info["soundfont"] for info in both.stem_info] == drawn
+    assert set(drawn) == set(alone)  # this song's five instruments draw from both
+    assert not any(info["preset_missing"] for info in both.stem_info)
+    # Each stem is the one its SoundFont renders alone, up to its gain: channels do not mix.
+    for index, font in enumerate(drawn):
+        ours, theirs = both.stems[index].ravel(), alone[font].stems[index].ravel()
+        n = min(len(ours), len(theirs))
+        assert np.corrcoef(ours[:n], theirs[:n])[0, 1] > 0.9999
+    np.testing.assert_array_equal(both.stems, Renderer(fonts, RenderSettings(tail_s=0.5)).render(song).stems)
+
+
+def test_a_soundfont_without_the_preset_gives_way_to_the_next():
+    from wavesep.midi.song import Instrument
+    from wavesep.synth.render import _select_program
+
+    class Synth:  # the first SoundFont lacks program 33, the second has everything
+        soundfonts = ["a.sf2", "b.sf2"]
+
+        def set_program(self, channel, program, drum=False, font=None):
+            self.font = font
+            return not (font == 0 and program == 33)
+
+    bass = Instrument(track=2, channel=1, program=33)
+    synth = Synth()
+    assert _select_program(synth, 0, bass, drawn=0) == 1 and synth.font == 1
+    assert _select_program(synth, 0, bass, drawn=1) == 1
+    synth.soundfonts = ["a.sf2"]
+    assert _select_program(synth, 0, bass, drawn=0) is None and synth.font == 0  # the bank's first preset

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("source", type=Path, help="a MIDI folder, a MIDI file, or an index from `wavesep midi index`")
     render.add_argument("--out", required=True, type=Path, help="dataset folder")
-    render.add_argument("--soundfont", type=Path, help="an .sf2 or .sf3 file (default: FluidR3_GM)")
+    render.add_argument("--soundfont", type=Path, action="append",
+                        help="an .sf2 or .sf3 file (default: FluidR3_GM); given several times, each instrument "
+                             "of each song plays from one of them, drawn per song and instrument")
     render.add_argument("--sample-rate", type=int, default=44100)
     render.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     render.add_argument("--shard", default="1/1", metavar="K/N", help="render only shard K of N (default 1/1)")

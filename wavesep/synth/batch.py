@@ -1,8 +1,8 @@
 """Render a MIDI corpus (a folder, a file or an index) into a stem dataset: checks, shards, workers.
 
-Everything that can be checked before work starts is (SoundFont, source, output folder), so a
+Everything that can be checked before work starts is (SoundFonts, source, output folder), so a
 mistake costs one line and no time. Then songs are rendered over worker processes, each loading
-the SoundFont once; a song that fails, even by killing its worker, is reported and the others go
+the SoundFonts once; a song that fails, even by killing its worker, is reported and the others go
 on.
 """
 
@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -120,12 +120,26 @@ def check_output(out: Path):
         raise RenderSetupError(f"{out}: output folder is not writable ({error.strerror or error})") from None
 
 
-def check_soundfont(path: Path | None, settings: RenderSettings) -> Path:
-    """The SoundFont to use, proven loadable by FluidSynth."""
+def check_soundfonts(paths: str | Path | Sequence[str | Path] | None, settings: RenderSettings) -> list[Path]:
+    """The SoundFonts to use (one path, several, or None for the default), each proven loadable by
+    FluidSynth."""
     try:
-        path = Path(path) if path is not None else default_soundfont()
+        paths = [default_soundfont()] if paths is None else [paths] if isinstance(paths, (str, Path)) else paths
     except FileNotFoundError as error:
         raise RenderSetupError(str(error)) from None
+    if not paths:
+        raise RenderSetupError("no SoundFont given")
+    paths = [check_soundfont(Path(path), settings) for path in paths]
+    seen = set()
+    for path in paths:
+        if path.resolve() in seen:
+            raise RenderSetupError(f"{path}: SoundFont given twice")
+        seen.add(path.resolve())
+    return paths
+
+
+def check_soundfont(path: Path, settings: RenderSettings) -> Path:
+    """``path``, proven to be a SoundFont that FluidSynth loads."""
     if not path.is_file():
         raise RenderSetupError(f"{path}: SoundFont not found")
     if path.suffix.lower() not in {".sf2", ".sf3"}:
@@ -217,7 +231,7 @@ def _outcomes(jobs: list[writer.Job], workers: int, init_args: tuple, run=writer
                     yield writer.Outcome(job.path, "failed", WORKER_DIED)
 
 
-def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | None = None,
+def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | Sequence[str | Path] | None = None,
                    settings: RenderSettings = RenderSettings(), workers: int = 1,
                    shard: tuple[int, int] = (1, 1), limits: ParseLimits = ParseLimits(),
                    audio_format: str = "flac", progress: bool = True) -> Summary:
@@ -229,17 +243,17 @@ def render_dataset(source: str | Path, out: str | Path, soundfont: str | Path | 
     source, out = Path(source), Path(out)
     if audio_format not in writer.AUDIO_FORMATS:
         raise RenderSetupError(f"unknown audio format {audio_format!r}: use one of {', '.join(writer.AUDIO_FORMATS)}")
-    soundfont = check_soundfont(soundfont, settings)
+    soundfonts = check_soundfonts(soundfont, settings)
     jobs, skipped = collect_jobs(source, shard)
     check_output(out)
     try:
-        writer.check_dataset_settings(out, soundfont, settings, audio_format)
+        writer.check_dataset_settings(out, soundfonts, settings, audio_format)
     except ValueError as error:
         raise RenderSetupError(str(error)) from None
     writer.remove_stale_temporaries(out)
     summary = Summary(outcomes=list(skipped))
     start = time.perf_counter()
-    init_args = (soundfont, out, settings, limits, audio_format)
+    init_args = (soundfonts, out, settings, limits, audio_format)
     audio_s = 0.0
     results = _outcomes(jobs, workers, init_args)
     bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="render")

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import functools
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -77,10 +78,11 @@ def version() -> str:
 
 
 class Synth:
-    """A FluidSynth synthesizer with one SoundFont and one stereo output per MIDI channel.
+    """A FluidSynth synthesizer with one stereo output per MIDI channel, and one or more SoundFonts.
 
     Args:
-        soundfont: path to an .sf2 or .sf3 file, loaded once.
+        soundfonts: an .sf2 or .sf3 file, or several; each loaded once, and each channel plays
+            from the one :meth:`set_program` names.
         sample_rate: output rate in Hz (FluidSynth accepts 8000-96000).
         n_channels: MIDI channels, each rendered to its own output (at most 128).
         polyphony: voices before FluidSynth steals the oldest; generous because every instrument
@@ -92,7 +94,7 @@ class Synth:
 
     def __init__(
         self,
-        soundfont: str | Path,
+        soundfonts: str | Path | Sequence[str | Path],
         sample_rate: int = 44100,
         n_channels: int = 64,
         polyphony: int = 1024,
@@ -123,11 +125,14 @@ class Synth:
         if not self._synth:
             self.close()
             raise FluidSynthError("FluidSynth could not create a synthesizer")
-        self.soundfont = Path(soundfont)
-        self._sfont_id = self.lib.fluid_synth_sfload(self._synth, str(self.soundfont).encode(), 1)
-        if self._sfont_id < 0:
-            self.close()
-            raise FluidSynthError(f"{self.soundfont}: FluidSynth cannot load this SoundFont")
+        self.soundfonts = [Path(soundfonts)] if isinstance(soundfonts, (str, Path)) else [Path(s) for s in soundfonts]
+        self._sfont_ids = []
+        for soundfont in self.soundfonts:
+            self._sfont_ids.append(self.lib.fluid_synth_sfload(self._synth, str(soundfont).encode(), 1))
+            if self._sfont_ids[-1] < 0:
+                self.close()
+                raise FluidSynthError(f"{soundfont}: FluidSynth cannot load this SoundFont")
+        self._fonts: dict[int, int] = {}  # channel -> index of its SoundFont in self.soundfonts
         self._scratch = np.zeros(0, np.float32)  # output for channels nobody reads
 
     def _check(self, status: int, what: str):
@@ -154,19 +159,22 @@ class Synth:
     # Channel set-up and MIDI events. Channel numbers are synthesizer channels, 0..n_channels-1.
     # There is no reset: a synthesizer is used for one song (see render.Renderer for why).
 
-    def set_program(self, channel: int, program: int, drum: bool = False):
-        """Select a program (GM 0-127, or a drum kit number when ``drum``) on a channel.
+    def set_program(self, channel: int, program: int, drum: bool = False, font: int | None = None):
+        """Select a program (GM 0-127, or a drum kit number when ``drum``) on a channel, from the
+        ``font``-th SoundFont (None: the one the channel has, the first at the start).
 
         Returns:
-            False if the SoundFont has no such preset (the channel then falls back to bank 0 /
-            program 0 of a drum or melodic bank, as FluidSynth does).
+            False if that SoundFont has no such preset (the channel then falls back to bank 0 /
+            program 0 of its drum or melodic bank, as FluidSynth does).
         """
         kind = CHANNEL_TYPE_DRUM if drum else CHANNEL_TYPE_MELODIC
         self.lib.fluid_synth_set_channel_type(self._synth, channel, kind)
-        bank = 128 if drum else 0
-        if self.lib.fluid_synth_program_select(self._synth, channel, self._sfont_id, bank, program) == 0:
+        if font is not None:
+            self._fonts[channel] = font
+        sfont_id, bank = self._sfont_ids[self._fonts.get(channel, 0)], 128 if drum else 0
+        if self.lib.fluid_synth_program_select(self._synth, channel, sfont_id, bank, program) == 0:
             return True
-        self.lib.fluid_synth_program_select(self._synth, channel, self._sfont_id, bank, 0)
+        self.lib.fluid_synth_program_select(self._synth, channel, sfont_id, bank, 0)
         return False
 
     def noteon(self, channel: int, key: int, velocity: int):

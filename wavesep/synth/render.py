@@ -12,10 +12,12 @@ equals the sum of the stems *exactly*, in memory and in 24-bit files alike.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -93,25 +95,34 @@ class RenderedSong:
 
 
 class Renderer:
-    """Renders songs with one SoundFont; keep one per process and reuse it for many songs.
+    """Renders songs with one SoundFont, or with several: then each instrument of a song plays
+    from one of them, drawn from the song's content and the instrument (so a song renders the
+    same in any order, on any worker), the way Slakh draws a patch per instrument. A SoundFont
+    without the instrument's preset gives way to the next one that has it.
 
-    Every song gets a fresh synthesizer, sized to its instruments: a reused one would carry
-    voices, controller state and a part-used 64-sample block from the song before, so the same
-    song would render differently after different songs. One synthesizer stays alive for the
-    Renderer's life so that FluidSynth's sample cache keeps the SoundFont loaded, which makes a
-    fresh synthesizer cost milliseconds rather than a SoundFont load.
+    Keep one Renderer per process and reuse it for many songs. Every song gets a fresh
+    synthesizer, sized to its instruments: a reused one would carry voices, controller state and
+    a part-used 64-sample block from the song before, so the same song would render differently
+    after different songs. One synthesizer stays alive for the Renderer's life so that
+    FluidSynth's sample cache keeps the SoundFonts loaded, which makes a fresh synthesizer cost
+    milliseconds rather than a SoundFont load.
     """
 
-    def __init__(self, soundfont: str | Path | None = None, settings: RenderSettings = RenderSettings()):
-        self.soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
+    def __init__(self, soundfont: str | Path | Sequence[str | Path] | None = None,
+                 settings: RenderSettings = RenderSettings()):
+        if soundfont is None:
+            soundfont = default_soundfont()
+        self.soundfonts = [Path(soundfont)] if isinstance(soundfont, (str, Path)) else [Path(s) for s in soundfont]
+        if not self.soundfonts:
+            raise ValueError("no SoundFont given")
         self.settings = settings
-        self._keeper = self.synth(1)  # loads the SoundFont now, so a bad one fails before any work
+        self._keeper = self.synth(1)  # loads the SoundFonts now, so a bad one fails before any work
 
     def synth(self, n_channels: int) -> fluidsynth.Synth:
         """A new synthesizer with at least ``n_channels`` outputs."""
         if n_channels > fluidsynth.MAX_CHANNELS:
             raise ValueError(f"{n_channels} instruments, more than FluidSynth's {fluidsynth.MAX_CHANNELS} outputs")
-        return fluidsynth.Synth(self.soundfont, self.settings.sample_rate, n_channels=max(1, n_channels),
+        return fluidsynth.Synth(self.soundfonts, self.settings.sample_rate, n_channels=max(1, n_channels),
                                 polyphony=self.settings.polyphony)
 
     def render(self, song: Song) -> RenderedSong:
@@ -120,6 +131,12 @@ class Renderer:
 
     def close(self):
         self._keeper.close()
+
+
+def soundfont_draw(song: Song, instrument: Instrument, n_soundfonts: int) -> int:
+    """Which of ``n_soundfonts`` SoundFonts an instrument of a song is drawn to play from."""
+    digest = hashlib.sha256(f"{song.sha256}:{instrument.id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n_soundfonts
 
 
 def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = RenderSettings()) -> RenderedSong:
@@ -131,7 +148,7 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         ValueError: the song has more instruments than the synthesizer has channels, is over
             ``settings.max_stem_seconds``, or renders silent.
     """
-    raw, missing_presets = _synthesize(song, synth, settings)  # (instruments, 2, frames)
+    raw, fonts, missing = _synthesize(song, synth, settings)  # (instruments, 2, frames), a SoundFont each
     guard_denormals(raw)  # cheaper than a guarded copy per loudness measurement
     sample_rate = settings.sample_rate
     kept, info, dropped, peaks = [], [], [], []
@@ -146,7 +163,8 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         peaks.append(peak)
         info.append({
             "notes": song.notes_per_instrument[index],
-            "preset_missing": instrument.program in missing_presets,
+            "soundfont": str(synth.soundfonts[fonts[index]]),
+            "preset_missing": index in missing,
             "gain_db": settings.stem_lufs - loudness,
         })
     if not kept:
@@ -188,8 +206,11 @@ def _normalise(stems: np.ndarray, gains: np.ndarray, peaks: np.ndarray, peak_dbf
     return stems, mix, common
 
 
-def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -> tuple[np.ndarray, set[int]]:
-    """Raw float stems straight from the synthesizer, tails included, before any gain."""
+def _synthesize(song: Song, synth: fluidsynth.Synth,
+                settings: RenderSettings) -> tuple[np.ndarray, list[int], set[int]]:
+    """Raw float stems straight from the synthesizer, tails included, before any gain; the
+    SoundFont each instrument played from (an index into ``synth.soundfonts``), and the
+    instruments none of them had a preset for."""
     n = len(song.instruments)
     if n > synth.n_channels:
         raise ValueError(f"{n} instruments, more than the synthesizer's {synth.n_channels} channels")
@@ -200,11 +221,13 @@ def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -
             f"{settings.max_stem_seconds:g} stem-seconds"
         )
     sample_rate = synth.sample_rate
-    missing = set()
+    fonts, missing = [], set()
     for channel, instrument in enumerate(song.instruments):
-        program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
-        if not synth.set_program(channel, program, drum=instrument.is_drum):
-            missing.add(instrument.program)
+        drawn = soundfont_draw(song, instrument, len(synth.soundfonts))
+        font = _select_program(synth, channel, instrument, drawn)
+        if font is None:
+            missing.add(channel)
+        fonts.append(drawn if font is None else font)
     total = int(math.ceil((song.duration_s + settings.tail_s) * sample_rate)) + 1
     out = np.zeros((n, 2, total), np.float32)  # (instruments, stereo, frames)
     position = 0
@@ -222,7 +245,20 @@ def _synthesize(song: Song, synth: fluidsynth.Synth, settings: RenderSettings) -
     if synth.active_voices > 0:  # cut at the cap: fade out the last 50 ms instead of clicking
         fade = min(position, int(0.05 * sample_rate))
         out[:, :, position - fade : position] *= np.linspace(1, 0, fade, dtype=np.float32)
-    return out[:, :, :position], missing
+    return out[:, :, :position], fonts, missing
+
+
+def _select_program(synth: fluidsynth.Synth, channel: int, instrument: Instrument, drawn: int) -> int | None:
+    """Set the instrument's program on its channel from the drawn SoundFont, or from the next one
+    that has the preset; returns that SoundFont's index. None when none has it: the channel then
+    plays the drawn SoundFont's first preset of the bank, and the stem's metadata says so."""
+    program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
+    n = len(synth.soundfonts)
+    for font in [(drawn + k) % n for k in range(n)]:
+        if synth.set_program(channel, program, drum=instrument.is_drum, font=font):
+            return font
+    synth.set_program(channel, program, drum=instrument.is_drum, font=drawn)
+    return None
 
 
 def _send(synth: fluidsynth.Synth, event: Event):

@@ -56,7 +56,7 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int):
     soundfile.write(path, pcm, sample_rate, format=path.suffix[1:].upper(), subtype="PCM_24")
 
 
-def song_metadata(rendered: RenderedSong, split: str, soundfont: Path, settings: RenderSettings,
+def song_metadata(rendered: RenderedSong, split: str, soundfonts: list[Path], settings: RenderSettings,
                   audio_format: str = "flac") -> dict:
     song = rendered.song
     stems = {}
@@ -76,7 +76,7 @@ def song_metadata(rendered: RenderedSong, split: str, soundfont: Path, settings:
         "song_id": song_id(song),
         "split": split,
         "source": {"path": str(song.path.resolve()), "sha256": song.sha256, "notes_hash": song.notes_hash},
-        "soundfont": str(soundfont),
+        **soundfont_record(soundfonts),
         "sample_rate": rendered.sample_rate,
         "channels": 2,
         "num_frames": rendered.n_frames,
@@ -131,14 +131,21 @@ def remove_stale_temporaries(dataset: Path):
 DATASET_SETTINGS = "wavesep-dataset.json"
 
 
-def check_dataset_settings(dataset: Path, soundfont: Path, settings: RenderSettings, audio_format: str):
+def soundfont_record(soundfonts: list[Path]) -> dict:
+    """How metadata names the SoundFonts: ``soundfont``, a path, for one; ``soundfonts``, a list,
+    for several (each stem then names its own)."""
+    paths = [str(path) for path in soundfonts]
+    return {"soundfont": paths[0]} if len(paths) == 1 else {"soundfonts": paths}
+
+
+def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: RenderSettings, audio_format: str):
     """Record how a dataset is rendered, or refuse to add songs rendered differently to it.
 
     Raises:
         ValueError: the dataset was rendered with other settings; naming them.
     """
     wanted = {
-        "soundfont": str(soundfont.resolve()), "audio_format": audio_format,
+        **soundfont_record([path.resolve() for path in soundfonts]), "audio_format": audio_format,
         **{k: v for k, v in asdict(settings).items() if k != "max_stem_seconds"},  # a cap, not a setting
     }
     path = dataset / DATASET_SETTINGS
@@ -151,8 +158,9 @@ def check_dataset_settings(dataset: Path, soundfont: Path, settings: RenderSetti
         recorded = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable ({error})") from None
-    different = [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in wanted.items()
-                 if recorded.get(key) != value]
+    keys = set(wanted) | ({"soundfont", "soundfonts"} & set(recorded))
+    different = [f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} asked" for key in sorted(keys)
+                 if recorded.get(key) != wanted.get(key)]
     if different:
         raise ValueError(f"{dataset} was rendered with other settings ({'; '.join(different)}): "
                          "render into another folder")
@@ -203,11 +211,11 @@ class WorkerState:
 _STATE: WorkerState | None = None
 
 
-def init_worker(soundfont: Path, out: Path, settings: RenderSettings, limits: ParseLimits,
+def init_worker(soundfonts: list[Path], out: Path, settings: RenderSettings, limits: ParseLimits,
                 audio_format: str = "flac"):
-    """Per process: load the SoundFont once."""
+    """Per process: load the SoundFonts once."""
     global _STATE
-    _STATE = WorkerState(Renderer(soundfont, settings), out, settings, limits, audio_format)
+    _STATE = WorkerState(Renderer(soundfonts, settings), out, settings, limits, audio_format)
 
 
 def run_job(job: Job) -> Outcome:
@@ -222,7 +230,7 @@ def run_job(job: Job) -> Outcome:
         if (split_dir / identifier / METADATA).exists():
             return Outcome(job.path, "skipped", "already rendered", identifier)
         rendered = state.renderer.render(song)
-        metadata = song_metadata(rendered, split, state.renderer.soundfont, state.settings, state.audio_format)
+        metadata = song_metadata(rendered, split, state.renderer.soundfonts, state.settings, state.audio_format)
         split_dir.mkdir(parents=True, exist_ok=True)
         write_song(rendered, split_dir, metadata)
         return Outcome(job.path, "rendered", "", identifier, rendered.duration_s, len(rendered.instruments),
