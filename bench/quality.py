@@ -148,13 +148,13 @@ def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: 
 
 
 def training_budget(path: str) -> dict:
-    """Steps, CPU seconds, hardware and arithmetic (None where the file predates its record) a
+    """Steps, CPU seconds, hardware, arithmetic and data (None where the file predates its record) a
     checkpoint or weights file says it was trained with."""
     from wavesep.pretrained import training_info
 
     info = training_info(path)
     return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware",
-                                           "precision")}
+                                           "precision", "data")}
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float, repeats: int = 3) -> float:
@@ -233,6 +233,9 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
                   else f"{t['step']} steps" if t.get("step") else "—")
         budget += f", {t['precision']}" if t.get("precision") else ""
+        if data := t.get("data"):  # what it learned from (runs older than this record have none)
+            fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
+            budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
                      f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f} | {budget} |")
     for bound in ("mixture", "oracle IRM"):

@@ -50,6 +50,10 @@ def test_tiny_training_lowers_the_loss_and_raises_validation_si_sdr(corpus, tmp_
     best = read_checkpoint(tmp_path / "run" / "best.pt")
     assert best["config"]["training"]["steps"] == 60  # the resolved config travels with the weights
     assert best["training"]["valid"]["mean_si_sdr"] == pytest.approx(valid[-1])
+    songs = list((corpus["dataset"] / "train").glob("*/metadata.json"))  # and what they were trained on
+    hours = sum(json.loads(song.read_text())["duration_s"] for song in songs) / 3600
+    assert best["training"]["data"] == {"source": str(corpus["dataset"]), "songs": len(songs),
+                                        "hours": pytest.approx(hours, abs=1e-3), "soundfonts": ["FluidR3_GM.sf2"]}
 
 
 class Crash(Exception):

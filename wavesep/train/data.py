@@ -23,6 +23,7 @@ import torch
 from wavesep.data import Augmentation, ChunkFilter, StemDataset, StreamingChunks, TrainChunks
 from wavesep.midi.generate import generate_songs
 from wavesep.midi.index import INDEX_FORMAT, build_index
+from wavesep.synth.writer import DATASET_SETTINGS
 from wavesep.train.config import Config
 
 GENERATED_VALID_EVERY = 8  # data.source "generated": one song in 8 validates
@@ -101,6 +102,21 @@ def make_train_dataset(config: Config, source: Path) -> TrainChunks | StreamingC
                            pool_size=d.pool_size, reuse=d.reuse, max_chunks_per_song=d.max_chunks_per_song,
                            augmentation=_augmentation(config), seed=t.seed, epochs=1,
                            soundfont=d.soundfont or None)
+
+
+def describe_data(config: Config, source: Path, dataset) -> dict:
+    """What a run trains on, for its provenance: a rendered dataset's training songs, hours and
+    SoundFonts (from its wavesep-dataset.json); for streamed MIDI, the source and SoundFont."""
+    if not isinstance(dataset, TrainChunks):
+        return {"source": str(source), "soundfonts": [config.data.soundfont or "default"]}
+    try:
+        settings = json.loads((source / DATASET_SETTINGS).read_text())
+        soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
+    except (OSError, ValueError, KeyError):  # a dataset assembled by other means
+        soundfonts = []
+    return {"source": str(source), "songs": len(dataset.songs),
+            "hours": round(sum(song.duration_s for song in dataset.songs) / 3600, 3),
+            "soundfonts": [Path(path).name for path in soundfonts]}
 
 
 def _loader(dataset, config: Config) -> torch.utils.data.DataLoader:

@@ -36,7 +36,7 @@ from wavesep.models import ModelSpec, SeparationModel, build_model
 from wavesep.train import distributed
 from wavesep.train.checkpoint import checkpoint_payload, read_checkpoint, save_atomic
 from wavesep.train.config import Config, load_config
-from wavesep.train.data import BatchStream, make_train_dataset, make_valid_set, presence_labels, resolve_source
+from wavesep.train.data import BatchStream, describe_data, make_train_dataset, make_valid_set, presence_labels, resolve_source
 from wavesep.train.validation import run_setting, validate
 
 CONFIG_FILE, LAST, BEST, LOG = "config.yaml", "last.pt", "best.pt", "log.jsonl"
@@ -158,7 +158,9 @@ class Trainer:
             resolve_source(config, self.run_dir)  # may write generated songs: the main process first
         process.barrier()
         source = resolve_source(config, self.run_dir)
-        self.batches = BatchStream(make_train_dataset(config, source), config)
+        dataset = make_train_dataset(config, source)
+        self.data = describe_data(config, source, dataset)
+        self.batches = BatchStream(dataset, config)
         self.valid = make_valid_set(config, source) if process.main else None
 
         self.step, self.best_score, self.best_step, self.elapsed_s = 0, float("-inf"), None, 0.0
@@ -187,10 +189,11 @@ class Trainer:
         (self.run_dir / CONFIG_FILE).write_text(self.config.to_yaml())
 
     def _provenance(self) -> dict:
-        """How the weights were trained: budget used, hardware, processes, arithmetic."""
+        """How the weights were trained: budget used, hardware, processes, arithmetic, data."""
         return {"budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
                 "hardware": _hardware(self.process), "world_size": self.process.world_size,
-                "precision": str(self.amp_dtype).removeprefix("torch.") if self.amp else "float32"}
+                "precision": str(self.amp_dtype).removeprefix("torch.") if self.amp else "float32",
+                "data": self.data}
 
     def _training_state(self) -> dict:
         state = {
