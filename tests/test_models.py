@@ -193,6 +193,21 @@ def test_model_config_is_strict():
         small_model("latent-wavenet", spectral_output=64, spectral_output_hz=5000)
 
 
+@pytest.mark.parametrize("stride, window", [(8, 16), (8, 8), (4, 16)])
+def test_latent_wavenet_decodes_as_its_transposed_convolution(stride, window):
+    """The decoder is computed as a matrix product and shifted adds, not by the transposed
+    convolution it holds: the same output and gradients, one and four frames per window."""
+    model = small_model("latent-wavenet", stride=stride, window=window)
+    masked = torch.rand(3, 16, 40, requires_grad=True)
+    ours, theirs = model._decode(masked), model.decoder(masked)
+    torch.testing.assert_close(ours, theirs)
+    upstream = torch.randn_like(ours)
+    ours_grads = torch.autograd.grad(ours, [masked, model.decoder.weight], upstream)
+    theirs_grads = torch.autograd.grad(theirs, [masked, model.decoder.weight], upstream)
+    for a, b in zip(ours_grads, theirs_grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_latent_wavenet_spectral_output_adds_nothing_until_trained():
     """Its gains start at zero: a new model's output is the latent path's alone, as without it."""
     spec = ModelSpec(SOURCES, sample_rate=8000)

@@ -144,12 +144,25 @@ class LatentWaveNet(SeparationModel):
         return out, skips
 
     def _decode(self, masked: torch.Tensor) -> torch.Tensor:
-        """The decoder, like the encoder, in float32 even under autocast: oneDNN's bfloat16
-        convolutions with kernels of 32, 48, 64 or 128 taps return garbage on CPUs with AMX
-        (torch 2.13; 3 taps are right), and the decoder's backward pass is such a convolution.
-        Both are a small share of the work; the dilated stacks keep autocast's speed."""
+        """The decoder's transposed convolution as one matrix product and ``window / stride``
+        shifted adds: what ``self.decoder`` computes, 10x faster on a CPU (oneDNN's transposed
+        convolution took a quarter of the CPU recipe's separation time).
+
+        Like the encoder, in float32 even under autocast: oneDNN's bfloat16 convolutions with
+        kernels of 32, 48, 64 or 128 taps return garbage on CPUs with AMX (torch 2.13; 3 taps are
+        right), and the decoder's backward pass is such a convolution. Both are a small share of
+        the work; the dilated stacks keep autocast's speed."""
         with torch.autocast(masked.device.type, enabled=False):
-            return self.decoder(masked.to(self.decoder.weight.dtype))
+            weight = self.decoder.weight  # (basis, channels, window)
+            basis, channels, window = weight.shape
+            stride, overlap = self.config.stride, window // self.config.stride
+            n, _, frames = masked.shape
+            pieces = torch.matmul(weight.reshape(basis, -1).t(), masked.to(weight.dtype))  # (n, channels * window, frames)
+            pieces = pieces.view(n, channels, overlap, stride, frames).transpose(-1, -2)
+            out = pieces.new_zeros(n, channels, (frames + overlap - 1) * stride)
+            for k in range(overlap):  # the k-th stride of every frame's window, frame f's at (f + k) * stride
+                out[..., k * stride : (k + frames) * stride] += pieces[:, :, k].reshape(n, channels, frames * stride)
+            return out
 
 
 class StftPath(nn.Module):
