@@ -181,6 +181,7 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "optim.betas=[a, 0.9]"], "optim.betas must be two numbers in [0, 1)"),
     (["--set", "data.augment_eq_db=-3"], "data.augment_eq_db must be >= 0, got -3"),
     (["--set", "data.augment_lowpass=1.5"], "data.augment_lowpass must be in [0, 1], got 1.5"),
+    (["--set", "data.soundfont=3"], "data.soundfont must be str or a list, got 3"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert main(["train", str(TINY), "--run-dir", str(tmp_path / "run"), "--no-progress", *args]) == 1
@@ -218,10 +219,15 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_model(path)
 
 
-def test_streaming_mode_trains_from_midi(corpus, tmp_path):
-    config = tiny(corpus["index"], "data.mode=stream", "training.steps=3", "data.pool_size=4", "data.workers=1")
+@pytest.mark.parametrize("soundfont", [None, "[/usr/share/sounds/sf2/FluidR3_GM.sf2, /usr/share/sounds/sf2/TimGM6mb.sf2]"])
+def test_streaming_mode_trains_from_midi(corpus, tmp_path, soundfont):
+    """With one SoundFont (the default) or several, each instrument drawn to one of them."""
+    config = tiny(corpus["index"], "data.mode=stream", "training.steps=3", "data.pool_size=4", "data.workers=1",
+                  *([f"data.soundfont={soundfont}"] if soundfont else []))
     result = train(config, tmp_path / "run", progress=False)
     assert result.step == 3 and result.best_step is not None
+    data = read_checkpoint(tmp_path / "run" / "best.pt")["training"]["data"]
+    assert data["soundfonts"] == (["FluidR3_GM.sf2", "TimGM6mb.sf2"] if soundfont else ["default"])
 
 
 def test_a_finished_trainer_is_freed_at_once(corpus, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 import typing
 
 import yaml
@@ -30,6 +31,14 @@ def is_number(value) -> bool:
 def typed(value, hint, where: str):
     """``value`` as a field of type ``hint``: ints are taken for floats and lists for tuples;
     anything else of the wrong type is a ValueError that says ``where``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # the first alternative that fits
+        for option in typing.get_args(hint):
+            try:
+                return typed(value, option, where)
+            except ValueError:
+                pass
+        names = " or ".join("a list" if typing.get_origin(o) is tuple else o.__name__ for o in typing.get_args(hint))
+        raise ValueError(f"{where} must be {names}, got {value!r}")
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")

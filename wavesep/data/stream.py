@@ -106,7 +106,9 @@ class StreamingChunks(RankedStream, torch.utils.data.IterableDataset):
         seed: seed of the song order, chunk phases, pool picks and augmentation.
         epochs: passes over the songs per ``iter()``; None cycles forever. The pool is drained
             after the last.
-        soundfont: SoundFont file; None for :func:`~wavesep.synth.render.default_soundfont`.
+        soundfont: SoundFont file, or several to draw one per song and instrument (see
+            :class:`~wavesep.synth.render.Renderer`); None for
+            :func:`~wavesep.synth.render.default_soundfont`.
         render_settings: rendering settings; None for the defaults at ``sample_rate``.
         parse_limits: caps on each MIDI file (size, duration, notes, ...).
         rank, world_size: distributed position; by default from torch.distributed, read when the
@@ -122,7 +124,7 @@ class StreamingChunks(RankedStream, torch.utils.data.IterableDataset):
                  channels: int = 2, exclude_unnamed: bool = False, filter: ChunkFilter | None = ChunkFilter(),
                  pool_size: int = 64, reuse: int = 1, max_chunks_per_song: int = 32,
                  augmentation: Augmentation | None = None, seed: int = 0, epochs: int | None = None,
-                 soundfont: PathLike | None = None, render_settings: RenderSettings | None = None,
+                 soundfont: PathLike | Sequence[PathLike] | None = None, render_settings: RenderSettings | None = None,
                  parse_limits: ParseLimits = ParseLimits(), rank: int | None = None,
                  world_size: int | None = None, segment_s: float | None = None):
         if channels not in (1, 2):

@@ -52,7 +52,9 @@ class DataSection:
     pool_size: int = 64  # stream mode: chunks in the shuffling pool
     reuse: int = 1  # stream mode: times each chunk is used
     max_chunks_per_song: int = 32  # stream mode: chunks one song gives per epoch
-    soundfont: str = ""  # stream mode: SoundFont; empty for the default one
+    # stream mode: a SoundFont, or a list of them to draw one per song and instrument (see wavesep
+    # render); empty for the default one
+    soundfont: str | tuple[str, ...] = ""
     valid_segment_s: float = 3.0  # validation chunk length
     valid_max_chunks: int = 32  # validation chunks, spread evenly over the valid split
 

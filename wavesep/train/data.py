@@ -108,7 +108,9 @@ def describe_data(config: Config, source: Path, dataset) -> dict:
     """What a run trains on, for its provenance: a rendered dataset's training songs, hours and
     SoundFonts (from its wavesep-dataset.json); for streamed MIDI, the source and SoundFont."""
     if not isinstance(dataset, TrainChunks):
-        return {"source": str(source), "soundfonts": [config.data.soundfont or "default"]}
+        soundfonts = config.data.soundfont or "default"
+        soundfonts = [soundfonts] if isinstance(soundfonts, str) else soundfonts
+        return {"source": str(source), "soundfonts": [Path(path).name for path in soundfonts]}
     try:
         settings = json.loads((source / DATASET_SETTINGS).read_text())
         soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
