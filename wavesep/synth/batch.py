@@ -24,7 +24,7 @@ from tqdm import tqdm
 from wavesep.midi.index import error_kind, find_midi_files, read_index, record_path
 from wavesep.midi.song import ParseLimits
 from wavesep.synth import writer
-from wavesep.synth.fluidsynth import FluidSynthError
+from wavesep.synth.fluidsynth import FluidSynthError, soundfont_paths
 from wavesep.synth.render import Renderer, RenderSettings, default_soundfont
 
 
@@ -124,12 +124,10 @@ def check_soundfonts(paths: str | Path | Sequence[str | Path] | None, settings: 
     """The SoundFonts to use (one path, several, or None for the default), each proven loadable by
     FluidSynth."""
     try:
-        paths = [default_soundfont()] if paths is None else [paths] if isinstance(paths, (str, Path)) else paths
-    except FileNotFoundError as error:
+        paths = soundfont_paths(default_soundfont() if paths is None else paths)
+    except (FileNotFoundError, ValueError) as error:
         raise RenderSetupError(str(error)) from None
-    if not paths:
-        raise RenderSetupError("no SoundFont given")
-    paths = [check_soundfont(Path(path), settings) for path in paths]
+    paths = [check_soundfont(path, settings) for path in paths]
     seen = set()
     for path in paths:
         if path.resolve() in seen:

@@ -77,6 +77,14 @@ def version() -> str:
     return ".".join(str(part.value) for part in parts)
 
 
+def soundfont_paths(soundfonts: str | Path | Sequence[str | Path]) -> list[Path]:
+    """One SoundFont path or several, as a list of paths (an empty list is an error)."""
+    paths = [Path(soundfonts)] if isinstance(soundfonts, (str, Path)) else [Path(path) for path in soundfonts]
+    if not paths:
+        raise ValueError("no SoundFont given")
+    return paths
+
+
 class Synth:
     """A FluidSynth synthesizer with one stereo output per MIDI channel, and one or more SoundFonts.
 
@@ -125,7 +133,7 @@ class Synth:
         if not self._synth:
             self.close()
             raise FluidSynthError("FluidSynth could not create a synthesizer")
-        self.soundfonts = [Path(soundfonts)] if isinstance(soundfonts, (str, Path)) else [Path(s) for s in soundfonts]
+        self.soundfonts = soundfont_paths(soundfonts)
         self._sfont_ids = []
         for soundfont in self.soundfonts:
             self._sfont_ids.append(self.lib.fluid_synth_sfload(self._synth, str(soundfont).encode(), 1))

@@ -110,11 +110,7 @@ class Renderer:
 
     def __init__(self, soundfont: str | Path | Sequence[str | Path] | None = None,
                  settings: RenderSettings = RenderSettings()):
-        if soundfont is None:
-            soundfont = default_soundfont()
-        self.soundfonts = [Path(soundfont)] if isinstance(soundfont, (str, Path)) else [Path(s) for s in soundfont]
-        if not self.soundfonts:
-            raise ValueError("no SoundFont given")
+        self.soundfonts = fluidsynth.soundfont_paths(default_soundfont() if soundfont is None else soundfont)
         self.settings = settings
         self._keeper = self.synth(1)  # loads the SoundFonts now, so a bad one fails before any work
 
