@@ -145,7 +145,7 @@ class LatentWaveNet(SeparationModel):
 
     def _decode(self, masked: torch.Tensor) -> torch.Tensor:
         """The decoder's transposed convolution as one matrix product and ``window / stride``
-        shifted adds: what ``self.decoder`` computes, 10x faster on a CPU (oneDNN's transposed
+        shifted adds: what ``self.decoder`` computes, 5x faster on a CPU (oneDNN's transposed
         convolution took a quarter of the CPU recipe's separation time).
 
         Like the encoder, in float32 even under autocast: oneDNN's bfloat16 convolutions with
