@@ -10,10 +10,13 @@ VENV=${VENV:-.venv}
 # libfluidsynth3: the synthesizer library wavesep renders with.
 # fluid-soundfont-gm: FluidR3_GM.sf2, the default SoundFont.
 # timgm6mb-soundfont: TimGM6mb.sf2, the unseen timbres of bench/quality.py (and a second SoundFont in tests).
+# musescore-general-soundfont-small: MuseScore_General_Lite.sf3, the second training SoundFont of
+#   bench/quality.py's two-SoundFont comparison (see the README).
 # fluidsynth: the command-line tool, used only by bench/render.py as the naive peer.
 # chromium: the headless browser tests/test_report.py opens the samples page in (driven by playwright).
 # ffmpeg: only so tests/test_metrics.py can import museval (its musdb/stempeg imports fail without it).
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont fluidsynth chromium ffmpeg)
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small fluidsynth
+              chromium ffmpeg)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -224,3 +224,11 @@ def test_a_soundfont_without_the_preset_gives_way_to_the_next():
     assert _select_program(synth, 0, bass, drawn=1) == 1
     synth.soundfonts = ["a.sf2"]
     assert _select_program(synth, 0, bass, drawn=0) is None and synth.font == 0  # the bank's first preset
+
+
+def test_an_sf3_soundfont_renders(tmp_path):
+    """.sf3 (Ogg Vorbis samples) needs a FluidSynth built with libsndfile; MuseScore's is one."""
+    song = read_song(band_song(tmp_path / "a.mid", beats=4))
+    rendered = Renderer("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", RenderSettings(tail_s=0.5)).render(song)
+    assert len(rendered.instruments) == 5 and not any(info["preset_missing"] for info in rendered.stem_info)
+    assert all(np.abs(stem).max() > 0.01 for stem in rendered.stems)
