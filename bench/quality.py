@@ -154,7 +154,7 @@ def training_budget(path: str) -> dict:
 
     info = training_info(path)
     return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware",
-                                           "precision", "data")}
+                                           "precision", "training_data")}
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float, repeats: int = 3) -> float:
@@ -233,7 +233,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
                   else f"{t['step']} steps" if t.get("step") else "—")
         budget += f", {t['precision']}" if t.get("precision") else ""
-        if data := t.get("data"):  # what it learned from (runs older than this record have none)
+        if data := t.get("training_data"):  # what it learned from (runs older than this record have none)
             fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
             budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +

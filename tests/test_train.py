@@ -52,7 +52,7 @@ def test_tiny_training_lowers_the_loss_and_raises_validation_si_sdr(corpus, tmp_
     assert best["training"]["valid"]["mean_si_sdr"] == pytest.approx(valid[-1])
     songs = list((corpus["dataset"] / "train").glob("*/metadata.json"))  # and what they were trained on
     hours = sum(json.loads(song.read_text())["duration_s"] for song in songs) / 3600
-    assert best["training"]["data"] == {"source": str(corpus["dataset"]), "songs": len(songs),
+    assert best["training"]["training_data"] == {"source": str(corpus["dataset"]), "songs": len(songs),
                                         "hours": pytest.approx(hours, abs=1e-3), "soundfonts": ["FluidR3_GM.sf2"]}
 
 
@@ -226,7 +226,7 @@ def test_streaming_mode_trains_from_midi(corpus, tmp_path, soundfont):
                   *([f"data.soundfont={soundfont}"] if soundfont else []))
     result = train(config, tmp_path / "run", progress=False)
     assert result.step == 3 and result.best_step is not None
-    data = read_checkpoint(tmp_path / "run" / "best.pt")["training"]["data"]
+    data = read_checkpoint(tmp_path / "run" / "best.pt")["training"]["training_data"]
     assert data["soundfonts"] == (["FluidR3_GM.sf2", "TimGM6mb.sf2"] if soundfont else ["default"])
 
 

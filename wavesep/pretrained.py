@@ -156,7 +156,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, extra: dict | Non
     training = payload.get("training", {})
     info = {"config": payload.get("config"), "versions": payload.get("versions")}
     for key in ("step", "valid", "elapsed_s", "budget_used_s", "budget_unit", "hardware", "world_size", "precision",
-                "data", "examples", "best_score", "best_step"):
+                "training_data", "examples", "best_score", "best_step"):
         if key in training:
             info[key] = training[key]
     info.update(extra or {})

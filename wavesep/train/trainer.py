@@ -159,7 +159,7 @@ class Trainer:
         process.barrier()
         source = resolve_source(config, self.run_dir)
         dataset = make_train_dataset(config, source)
-        self.data = describe_data(config, source, dataset)
+        self.training_data = describe_data(config, source, dataset)
         self.batches = BatchStream(dataset, config)
         self.valid = make_valid_set(config, source) if process.main else None
 
@@ -193,7 +193,7 @@ class Trainer:
         return {"budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
                 "hardware": _hardware(self.process), "world_size": self.process.world_size,
                 "precision": str(self.amp_dtype).removeprefix("torch.") if self.amp else "float32",
-                "data": self.data}
+                "training_data": self.training_data}
 
     def _training_state(self) -> dict:
         state = {
