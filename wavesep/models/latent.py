@@ -144,9 +144,10 @@ class LatentWaveNet(SeparationModel):
         return out, skips
 
     def _decode(self, masked: torch.Tensor) -> torch.Tensor:
-        """The decoder's transposed convolution as one matrix product and ``window / stride``
-        shifted adds: what ``self.decoder`` computes, 5x faster on a CPU (oneDNN's transposed
-        convolution took a quarter of the CPU recipe's separation time).
+        """The decoder's transposed convolution as one matrix product and an overlap-add (fold):
+        what ``self.decoder`` computes, about 2x faster on this CPU than oneDNN's transposed
+        convolution (0.38 -> 0.20 s for 10 s of 6 stereo stems, one thread, idle; 5x when other
+        processes share the cores).
 
         Like the encoder, in float32 even under autocast: oneDNN's bfloat16 convolutions with
         kernels of 32, 48, 64 or 128 taps return garbage on CPUs with AMX (torch 2.13; 3 taps are
@@ -155,14 +156,11 @@ class LatentWaveNet(SeparationModel):
         with torch.autocast(masked.device.type, enabled=False):
             weight = self.decoder.weight  # (basis, channels, window)
             basis, channels, window = weight.shape
-            stride, overlap = self.config.stride, window // self.config.stride
             n, _, frames = masked.shape
             pieces = torch.matmul(weight.reshape(basis, -1).t(), masked.to(weight.dtype))  # (n, channels * window, frames)
-            pieces = pieces.view(n, channels, overlap, stride, frames).transpose(-1, -2)
-            out = pieces.new_zeros(n, channels, (frames + overlap - 1) * stride)
-            for k in range(overlap):  # the k-th stride of every frame's window, frame f's at (f + k) * stride
-                out[..., k * stride : (k + frames) * stride] += pieces[:, :, k].reshape(n, channels, frames * stride)
-            return out
+            length = (frames - 1) * self.config.stride + window
+            out = nn.functional.fold(pieces, (1, length), (1, window), stride=(1, self.config.stride))
+            return out.view(n, channels, length)
 
 
 class StftPath(nn.Module):
