@@ -78,7 +78,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
         run = runs / quality.run_name("seed4", "wavesep", seed)
         run.mkdir(parents=True)
         data = {"source": "ds", "songs": 232, "hours": 3.04, "soundfonts": ["FluidR3_GM.sf2", "MuseScore_General.sf3"]}
-        save_atomic(checkpoint_payload(model, {}, {"step": 10, "training_data": data} if seed else None), run / "best.pt")
+        training = {"step": 10, "training_data": data} if seed else None
+        save_atomic(checkpoint_payload(model, {}, training), run / "best.pt")
     out = tmp_path / "quality.json"
     assert quality.main(["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--seeds", "2",
                          "--systems", "wavesep", "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "",

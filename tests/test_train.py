@@ -219,7 +219,10 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("soundfont", [None, "[/usr/share/sounds/sf2/FluidR3_GM.sf2, /usr/share/sounds/sf2/TimGM6mb.sf2]"])
+SEVERAL_SOUNDFONTS = "[/usr/share/sounds/sf2/FluidR3_GM.sf2, /usr/share/sounds/sf2/TimGM6mb.sf2]"
+
+
+@pytest.mark.parametrize("soundfont", [None, SEVERAL_SOUNDFONTS])
 def test_streaming_mode_trains_from_midi(corpus, tmp_path, soundfont):
     """With one SoundFont (the default) or several, each instrument drawn to one of them."""
     config = tiny(corpus["index"], "data.mode=stream", "training.steps=3", "data.pool_size=4", "data.workers=1",

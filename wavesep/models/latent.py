@@ -157,7 +157,8 @@ class LatentWaveNet(SeparationModel):
             weight = self.decoder.weight  # (basis, channels, window)
             basis, channels, window = weight.shape
             n, _, frames = masked.shape
-            pieces = torch.matmul(weight.reshape(basis, -1).t(), masked.to(weight.dtype))  # (n, channels * window, frames)
+            # (n, channels * window, frames): each frame's windowed waveform, before the overlap-add
+            pieces = torch.matmul(weight.reshape(basis, -1).t(), masked.to(weight.dtype))
             length = (frames - 1) * self.config.stride + window
             out = nn.functional.fold(pieces, (1, length), (1, window), stride=(1, self.config.stride))
             return out.view(n, channels, length)

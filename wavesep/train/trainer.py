@@ -36,7 +36,8 @@ from wavesep.models import ModelSpec, SeparationModel, build_model
 from wavesep.train import distributed
 from wavesep.train.checkpoint import checkpoint_payload, read_checkpoint, save_atomic
 from wavesep.train.config import Config, load_config
-from wavesep.train.data import BatchStream, describe_data, make_train_dataset, make_valid_set, presence_labels, resolve_source
+from wavesep.train.data import (BatchStream, describe_data, make_train_dataset, make_valid_set, presence_labels,
+                                resolve_source)
 from wavesep.train.validation import run_setting, validate
 
 CONFIG_FILE, LAST, BEST, LOG = "config.yaml", "last.pt", "best.pt", "log.jsonl"
