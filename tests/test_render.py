@@ -220,10 +220,10 @@ def test_a_soundfont_without_the_preset_gives_way_to_the_next():
 
     bass = Instrument(track=2, channel=1, program=33)
     synth = Synth()
-    assert _select_program(synth, 0, bass, drawn=0) == 1 and synth.font == 1
-    assert _select_program(synth, 0, bass, drawn=1) == 1
+    assert _select_program(synth, 0, bass, drawn=0) == (1, True) and synth.font == 1
+    assert _select_program(synth, 0, bass, drawn=1) == (1, True)
     synth.soundfonts = ["a.sf2"]
-    assert _select_program(synth, 0, bass, drawn=0) is None and synth.font == 0  # the bank's first preset
+    assert _select_program(synth, 0, bass, drawn=0) == (0, False) and synth.font == 0  # the bank's first preset
 
 
 def test_an_sf3_soundfont_renders(tmp_path):

@@ -220,10 +220,10 @@ def _synthesize(song: Song, synth: fluidsynth.Synth,
     fonts, missing = [], set()
     for channel, instrument in enumerate(song.instruments):
         drawn = soundfont_draw(song, instrument, len(synth.soundfonts))
-        font = _select_program(synth, channel, instrument, drawn)
-        if font is None:
+        font, found = _select_program(synth, channel, instrument, drawn)
+        fonts.append(font)
+        if not found:
             missing.add(channel)
-        fonts.append(drawn if font is None else font)
     total = int(math.ceil((song.duration_s + settings.tail_s) * sample_rate)) + 1
     out = np.zeros((n, 2, total), np.float32)  # (instruments, stereo, frames)
     position = 0
@@ -244,17 +244,17 @@ def _synthesize(song: Song, synth: fluidsynth.Synth,
     return out[:, :, :position], fonts, missing
 
 
-def _select_program(synth: fluidsynth.Synth, channel: int, instrument: Instrument, drawn: int) -> int | None:
+def _select_program(synth: fluidsynth.Synth, channel: int, instrument: Instrument, drawn: int) -> tuple[int, bool]:
     """Set the instrument's program on its channel from the drawn SoundFont, or from the next one
-    that has the preset; returns that SoundFont's index. None when none has it: the channel then
-    plays the drawn SoundFont's first preset of the bank, and the stem's metadata says so."""
+    that has the preset; returns that SoundFont's index and True. When none has it, the drawn one's
+    and False: the channel then plays its first preset of the bank, and the stem's metadata says so."""
     program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
     n = len(synth.soundfonts)
     for font in [(drawn + k) % n for k in range(n)]:
         if synth.set_program(channel, program, drum=instrument.is_drum, font=font):
-            return font
+            return font, True
     synth.set_program(channel, program, drum=instrument.is_drum, font=drawn)
-    return None
+    return drawn, False
 
 
 def _send(synth: fluidsynth.Synth, event: Event):
