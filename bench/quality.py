@@ -44,13 +44,15 @@ import datetime
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from render import machine  # noqa: E402  (bench/ is no package: its sibling script's helper)
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("wavesep", "conv-tasnet", "hdemucs", "open-unmix")
@@ -233,6 +235,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
                   else f"{t['step']} steps" if t.get("step") else "—")
         budget += f", {t['precision']}" if t.get("precision") else ""
+        budget += f", {t['hardware']}" if t.get("hardware") else ""
         if data := t.get("training_data"):  # what it learned from (runs older than this record have none)
             fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
             budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""
@@ -271,6 +274,11 @@ def summary(stem_sets: dict) -> str:
                 cells.append("—" if not scores else f"{np.mean(scores):+.2f}" if len(scores) == 1 else
                              f"{np.mean(scores):+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] ({len(scores)} runs)")
             lines.append(f"| {stem_set} | {label} | " + " | ".join(cells) + " |")
+    cpus = sorted({row["training"]["hardware"] for rows in stem_sets.values() for row in rows.values()
+                   if row["training"].get("budget_unit") == "CPU seconds" and row["training"].get("hardware")})
+    if len(cpus) > 1:  # a CPU second buys another number of steps on another CPU
+        lines.append(f"\nNot one equal budget: the runs were trained on {len(cpus)} kinds of CPU ({'; '.join(cpus)}), "
+                     "and a CPU second buys each system another number of steps on each.")
     return "\n".join(lines)
 
 
@@ -317,9 +325,9 @@ def main(argv=None) -> int:
     for name, sources in extra_sources.items():
         if not any(sources == get_stem_set(s).names for s in args.stem_sets):
             parser.error(f"--model {name}: its stems ({', '.join(sources)}) are none of --stem-sets")
-    report = {"scoring": SCORING, "date": datetime.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores", "threads": args.threads, "torch": torch.__version__, "sets": {
-                  label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
+    report = {"scoring": SCORING, "date": datetime.date.today().isoformat(), "machine": machine(),
+              "threads": args.threads, "torch": torch.__version__,
+              "sets": {label: [str(s) for s in splits] for label, splits in sets.items()}, "stem_sets": {}}
     previous = reusable(json.loads(args.out.read_text())) if args.out.exists() else {}
     text = []
     for stem_set in [*args.stem_sets, *(s for s in previous if s not in args.stem_sets)]:

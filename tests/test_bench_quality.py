@@ -96,3 +96,19 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
             "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "", "--rtf-seconds", "1", "--threads", "1"]
     assert quality.main(args) == 0  # no conv-tasnet run: wavesep's rows stay as they were
     assert json.loads(out.read_text())["stem_sets"]["seed4"] == rows
+
+
+def test_the_summary_says_when_the_runs_were_trained_on_different_cpus():
+    def row(score: float, hardware: str, unit: str = "CPU seconds") -> dict:
+        summary = {"model": {"mean": {"SI-SDRi": {"mean": score}}}}
+        return {"training": {"hardware": hardware, "budget_unit": unit}, "sets": {"test": summary}}
+
+    one_cpu = {"band": {"wavesep": row(4.0, "1 x AMD EPYC (1 threads)"),
+                        "conv-tasnet": row(3.0, "1 x AMD EPYC (1 threads)"),
+                        "default": row(6.0, "1 x NVIDIA H100 80GB HBM3", unit="seconds")}}  # a GPU's budget: wall time
+    assert "kinds of CPU" not in quality.summary(one_cpu)
+    two_cpus = {"band": {**one_cpu["band"], "open-unmix": row(2.0, "1 x Intel(R) Xeon(R) Processor (1 threads)")}}
+    table = quality.summary(two_cpus)
+    assert "| band | test | +4.00 | +3.00 | +6.00 | +2.00 |" in table
+    assert ("trained on 2 kinds of CPU (1 x AMD EPYC (1 threads); 1 x Intel(R) Xeon(R) Processor (1 threads))"
+            in table)
