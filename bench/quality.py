@@ -15,7 +15,8 @@ What it does:
    one recipe differ by up to 1 dB, as much as the systems do. With ``--train DATASET``, the
    missing ones are trained first by ``wavesep train`` from ``configs/default.yaml`` (wavesep) or
    ``configs/peers/{system}.yaml`` on the rendered dataset DATASET, each with the same ``--budget``
-   of CPU seconds on one thread (``training.budget_s``; ``--budget-seed4`` for seed4).
+   of CPU seconds on one thread (``training.budget_s``; ``--budget-seed4`` for seed4), ``--jobs``
+   runs at once.
    ``--model NAME=WEIGHTS`` adds any other model (e.g. ``--model shipped=default``).
 3. **Scores.** ``wavesep evaluate``'s SI-SDRi per stem over whole songs (mean and median over the
    songs where the stem plays), for each model and for the mixture and the oracle ideal ratio
@@ -40,6 +41,7 @@ The peers need their packages, which ``make setup`` installs.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import itertools
 import json
@@ -88,10 +90,12 @@ def run_name(stem_set: str, system: str, seed: int) -> str:
 
 
 def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[str], budgets: dict[str, float],
-                  seeds: int = 1):
-    """Train every run of ``seeds`` training seeds that has not spent its budget, one thread each, in
-    turn. An interrupted run resumes where its last checkpoint left it; a finished run given a
-    larger budget continues (a smaller one is an error: its weights have had more)."""
+                  seeds: int = 1, jobs: int = 1):
+    """Train every run of ``seeds`` training seeds that has not spent its budget, one thread each,
+    ``jobs`` at a time. An interrupted run resumes where its last checkpoint left it; a finished run
+    given a larger budget continues (a smaller one is an error: its weights have had more). A run
+    that fails does not stop the others; the failures are named at the end."""
+    commands = {}
     for stem_set, system, seed in itertools.product(stem_sets, systems, range(seeds)):
         run, budget = runs / run_name(stem_set, system, seed), budgets[stem_set]
         used = _budget_used(run)
@@ -106,25 +110,39 @@ def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[st
         else:
             command += [str(config_of(system)), "--run-dir", str(run), "--set", f"data.source={data}",
                         "--set", f"data.stem_set={stem_set}", "--set", f"training.seed={seed}"]
-        command += ["--set", f"training.budget_s={budget}"]
+        commands[run] = (command + ["--set", f"training.budget_s={budget}"], budget)
+
+    def train(run: Path) -> int:
+        command, budget = commands[run]
         print(f"training {run.name} ({budget:g} CPU s)", flush=True)
-        subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        failed = [run.name for run, code in zip(commands, pool.map(train, commands)) if code]
+    if failed:
+        raise SystemExit(f"training failed: {', '.join(failed)} (see the errors above)")
 
 
-def _budget_used(run: Path) -> float | None:
-    """The budget a finished run used (its log's last "done" record), or None."""
+def _done(run: Path) -> dict | None:
+    """A finished run's last "done" record in its log (its steps and the budget it used), or None."""
     log = run / "log.jsonl"
     if not (run / "best.pt").exists() or not log.exists():
         return None
-    used = None
+    done = None
     for line in log.read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a crash
             continue
         if record.get("done"):
-            used = record.get("budget_used_s", 0.0)
-    return used
+            done = record
+    return done
+
+
+def _budget_used(run: Path) -> float | None:
+    """The budget a finished run used, or None."""
+    done = _done(run)
+    return None if done is None else done.get("budget_used_s", 0.0)
 
 
 def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: dict[str, str]) -> dict:
@@ -151,12 +169,17 @@ def test_sets(work: Path, songs: int, seed: int, midi: Path | None, soundfonts: 
 
 def training_budget(path: str) -> dict:
     """Steps, CPU seconds, hardware, arithmetic and data (None where the file predates its record) a
-    checkpoint or weights file says it was trained with."""
+    checkpoint or weights file says it was trained with; for a run's best checkpoint, also the whole
+    run's steps and budget (``run_step``, ``run_budget_used_s``): the best one may come early."""
     from wavesep.pretrained import training_info
 
     info = training_info(path)
-    return {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware",
-                                           "precision", "training_data")}
+    budget = {key: info.get(key) for key in ("step", "budget_used_s", "budget_unit", "hardware",
+                                             "precision", "training_data")}
+    if Path(path).is_file() and (done := _done(Path(path).parent)) and done.get("step") is not None:
+        budget |= {"run_step": done["step"], "run_budget_used_s": done.get("budget_used_s"),
+                   "budget_unit": budget["budget_unit"] or done.get("budget_unit")}
+    return budget
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float, repeats: int = 3) -> float:
@@ -232,8 +255,9 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         bounds = bounds or summary
         t = row["training"]
         unit = "CPU min" if t.get("budget_unit", "CPU seconds") == "CPU seconds" else "min"
-        budget = (f"{t['step']} steps, {t['budget_used_s'] / 60:.1f} {unit}" if t.get("budget_used_s")
-                  else f"{t['step']} steps" if t.get("step") else "—")
+        steps, used = t.get("run_step", t.get("step")), t.get("run_budget_used_s", t.get("budget_used_s"))
+        budget = f"{steps} steps, {used / 60:.1f} {unit}" if used else f"{steps} steps" if steps else "—"
+        budget += f" (best at step {t['step']})" if steps != t.get("step") else ""
         budget += f", {t['precision']}" if t.get("precision") else ""
         budget += f", {t['hardware']}" if t.get("hardware") else ""
         if data := t.get("training_data"):  # what it learned from (runs older than this record have none)
@@ -289,6 +313,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=720.0, help="CPU seconds of training per band model")
     parser.add_argument("--budget-seed4", type=float, default=480.0, help="CPU seconds of training per seed4 model")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per system (default 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, one thread each (at most the CPU cores; default 1)")
     parser.add_argument("--stem-sets", nargs="+", default=["band", "seed4"])
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=WEIGHTS",
@@ -310,7 +336,7 @@ def main(argv=None) -> int:
         fonts["unseen SoundFont " + Path(args.unseen_soundfont).stem] = args.unseen_soundfont
     if args.train:
         budgets = {s: args.budget_seed4 if s == "seed4" else args.budget for s in args.stem_sets}
-        train_missing(args.runs, args.train, args.stem_sets, args.systems, budgets, args.seeds)
+        train_missing(args.runs, args.train, args.stem_sets, args.systems, budgets, args.seeds, args.jobs)
     sets = test_sets(args.work, args.songs, args.seed, args.midi, fonts)
 
     import torch

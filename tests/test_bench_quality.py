@@ -55,6 +55,21 @@ def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):
         quality.train_missing(tmp_path / "runs", tmp_path / "data", ["band"], ["wavesep"], {"band": 720.0})
 
 
+def test_runs_trained_at_once_all_go_through_when_one_fails(tmp_path, monkeypatch):
+    started = []
+
+    def fake_run(command, **_):
+        run = command[command.index("--run-dir") + 1]
+        started.append(run)
+        return quality.subprocess.CompletedProcess(command, 1 if run.endswith("band-conv-tasnet") else 0)
+
+    monkeypatch.setattr(quality.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit, match=r"^training failed: band-conv-tasnet \(see the errors above\)$"):
+        quality.train_missing(tmp_path / "runs", tmp_path / "data", ["band"], ["wavesep", "conv-tasnet", "open-unmix"],
+                              {"band": 720.0}, jobs=2)
+    assert sorted(Path(run).name for run in started) == ["band-conv-tasnet", "band-open-unmix", "band-wavesep"]
+
+
 def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path, monkeypatch, capsys):
     import torch
 
@@ -64,7 +79,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
 
     commands, runs = [], tmp_path / "runs"
     with monkeypatch.context() as patch:  # the module is the real subprocess: only for this call
-        patch.setattr(quality.subprocess, "run", lambda command, **_: commands.append(command))
+        patch.setattr(quality.subprocess, "run",
+                      lambda command, **_: commands.append(command) or quality.subprocess.CompletedProcess(command, 0))
         quality.train_missing(runs, tmp_path / "data", ["seed4"], ["wavesep"], {"seed4": 480.0}, seeds=2)
     assert [c[c.index("--run-dir") + 1] for c in commands] == [str(runs / "seed4-wavesep"),
                                                                  str(runs / "seed4-wavesep-seed1")]
@@ -80,6 +96,9 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
         data = {"source": "ds", "songs": 232, "hours": 3.04, "soundfonts": ["FluidR3_GM.sf2", "MuseScore_General.sf3"]}
         training = {"step": 10, "training_data": data} if seed else None
         save_atomic(checkpoint_payload(model, {}, training), run / "best.pt")
+        if seed:  # the run went on past its best checkpoint
+            (run / "log.jsonl").write_text(json.dumps({"step": 25, "done": True, "budget_used_s": 480.5,
+                                                        "budget_unit": "CPU seconds"}) + "\n")
     out = tmp_path / "quality.json"
     assert quality.main(["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--seeds", "2",
                          "--systems", "wavesep", "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "",
@@ -91,7 +110,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
     line = next(line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| seed4 |"))
     assert line.endswith(f"| {sum(scores) / 2:+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] (2 runs) |")
     seed1 = next(line for line in out.with_suffix(".md").read_text().splitlines() if "| wavesep seed 1 (" in line)
-    assert seed1.endswith("| 10 steps; 232 songs, 3.0 h, FluidR3_GM + MuseScore_General |")  # its training data
+    # the whole run's budget, where its best checkpoint was, and its training data
+    assert seed1.endswith("| 25 steps, 8.0 CPU min (best at step 10); 232 songs, 3.0 h, FluidR3_GM + MuseScore_General |")
     args = ["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--systems", "conv-tasnet",
             "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "", "--rtf-seconds", "1", "--threads", "1"]
     assert quality.main(args) == 0  # no conv-tasnet run: wavesep's rows stay as they were
