@@ -86,7 +86,8 @@ def _schedule(config: Config, budget_used: Callable[[], float]):
     return factor
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name ('AMD EPYC', 'Intel(R) Xeon(R) ...'), for the checkpoint and the benchmarks."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -101,7 +102,7 @@ def _hardware(process: distributed.Process) -> str:
     if process.device.type == "cuda":
         name = torch.cuda.get_device_name(process.device)
     else:
-        name = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+        name = f"{cpu_name()} ({torch.get_num_threads()} threads)"
     return f"{process.world_size} x {name}"
 
 
