@@ -36,7 +36,8 @@ import torch
 from wavesep.losses import LossMix
 from wavesep.models import build_model
 from wavesep.train import load_config
-from wavesep.train.trainer import model_spec, native_bf16
+from wavesep.models.base import native_bf16
+from wavesep.train.trainer import model_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import SYSTEMS, config_of  # noqa: E402  (bench/ is no package)

@@ -23,7 +23,10 @@ What it does:
    mask; the CPU real-time factor of each model on ``--rtf-seconds`` of a test mixture with
    ``--threads`` threads (separation in memory, after a warm-up; the median of three timings); the
    parameters; and the training budget read back from the checkpoint (steps, CPU seconds,
-   hardware). Scores already in ``--out`` for the same weights (SHA-256) and test set are reused
+   hardware). Every model separates in ``--precision`` (``auto``: as ``wavesep separate`` does, so
+   a latent-wavenet in bfloat16 on a CPU that has it natively, the peers in float32; the RTF cell
+   says bfloat16 where it was). Scores already in ``--out`` for the same weights (SHA-256),
+   precision and test set are reused
    unless ``--fresh``, so adding a model scores only that one; the real-time factors are measured
    anew every run. The rows of systems left out of ``--systems`` stay as the earlier report has
    them, real-time factors too.
@@ -206,10 +209,13 @@ def weights_hash(path: str) -> str:
     return sha256(path)
 
 
-def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float, previous: dict) -> dict:
-    """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`. Scores
-    in ``previous`` (an earlier report's rows) for the same weights and test set are reused; the
-    real-time factor is always measured anew."""
+def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float, previous: dict,
+          precision: str = "auto") -> dict:
+    """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`, separated
+    in ``precision`` (what it means for each model: :func:`wavesep.separate.separation_precision`).
+    Scores in ``previous`` (an earlier report's rows) for the same weights, precision and test set
+    are reused (rows older than the precision's record were float32); the real-time factor is
+    always measured anew."""
     from wavesep.data.dataset import load_songs
     from wavesep.evaluate import evaluate, song_audio
     from wavesep.instruments import get_stem_set
@@ -219,15 +225,18 @@ def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float,
     mixture, _ = song_audio(first, get_stem_set(stem_set))
     rows = {}
     for name, path in models.items():
-        separator = Separator(path)
+        separator = Separator(path, precision=precision)
         rows[name] = {"weights": path, "sha256": weights_hash(path), "parameters": separator.model.n_parameters(),
                       "model": separator.model.describe()["name"], "training": training_budget(path),
+                      "precision": separator.precision,
                       "rtf": real_time_factor(separator, mixture, first.sample_rate, rtf_seconds), "sets": {}}
         before = previous.get(name, {})
+        same = (before.get("sha256"), before.get("precision", "float32")) == (rows[name]["sha256"], separator.precision)
         for label, splits in sets.items():
-            if before.get("sha256") == rows[name]["sha256"] and label in before.get("sets", {}):
+            if same and label in before.get("sets", {}):
                 rows[name]["sets"][label] = before["sets"][label]
-                print(f"  {stem_set} {name} on {label}: scores of the previous report (same weights)", flush=True)
+                print(f"  {stem_set} {name} on {label}: scores of the previous report (same weights and precision)",
+                      flush=True)
                 continue
             started = time.perf_counter()
             results = evaluate(separator, splits, stem_set, bss=False)
@@ -254,6 +263,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         summary = row["sets"][label]
         bounds = bounds or summary
         t = row["training"]
+        separated_in = ", bfloat16" if row.get("precision") == "bfloat16" else ""
         unit = "CPU min" if t.get("budget_unit", "CPU seconds") == "CPU seconds" else "min"
         steps, used = t.get("run_step", t.get("step")), t.get("run_budget_used_s", t.get("budget_used_s"))
         budget = f"{steps} steps, {used / 60:.1f} {unit}" if used else f"{steps} steps" if steps else "—"
@@ -264,7 +274,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
             fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
             budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
-                     f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f} | {budget} |")
+                     f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f}{separated_in} | {budget} |")
     for bound in ("mixture", "oracle IRM"):
         lines.append(f"| {bound} | " + " | ".join(cells(bounds[bound])) + " | | | |")
     return "\n".join(lines)
@@ -327,6 +337,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-output/quality")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rtf-seconds", type=float, default=30.0)
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="separation arithmetic, as `wavesep separate --precision` (default auto)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output/quality.json")
     parser.add_argument("--fresh", action="store_true", help="score every model again, even those --out has scores for")
     args = parser.parse_args(argv)
@@ -376,7 +388,7 @@ def main(argv=None) -> int:
         if not models and not kept:
             print(f"{stem_set}: no trained runs in {args.runs} (use --train)", flush=True)
             continue
-        rows = score(models, sets, stem_set, args.rtf_seconds, before) | kept
+        rows = score(models, sets, stem_set, args.rtf_seconds, before, args.precision) | kept
         rows = dict(sorted(rows.items(), key=lambda item: (_rank(item[0]), item[0])))
         report["stem_sets"][stem_set] = rows
         for label in sets:

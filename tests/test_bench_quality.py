@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import quality  # noqa: E402  (bench/ is no package)
 
 
-def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_scores(tmp_path, capsys):
+def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_scores(tmp_path, capsys, monkeypatch):
     out = tmp_path / "quality.json"
     args = ["--runs", str(tmp_path / "no-runs"), "--work", str(tmp_path / "work"), "--out", str(out),
             "--stem-sets", "seed4", "--model", "tiny=tiny-untrained", "--songs", "1", "--seed", "4242",
@@ -44,6 +44,15 @@ def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_sco
     assert quality.main(args) == 0  # scores of an older way of scoring are not reused
     assert "scores of the previous report" not in capsys.readouterr().out
     assert quality.reusable({"scoring": 2, "stem_sets": {"band": {}, "seed4": {}}}) == {"seed4": {}}
+    assert quality.main([*args, "--precision", "float32"]) == 0
+    assert json.loads(out.read_text())["stem_sets"]["seed4"]["tiny"]["precision"] == "float32"
+    monkeypatch.setattr("wavesep.separate.native_bf16", lambda device: True)
+    capsys.readouterr()
+    assert quality.main(args) == 0  # auto: bfloat16 for a latent-wavenet here, so scored again, not reused
+    assert "scores of the previous report" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["stem_sets"]["seed4"]["tiny"]["precision"] == "bfloat16"
+    assert "| tiny (latent-wavenet) |" in out.with_suffix(".md").read_text()
+    assert ", bfloat16 | " in out.with_suffix(".md").read_text()  # the RTF cell says how it separated
 
 
 def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):

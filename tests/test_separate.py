@@ -194,6 +194,37 @@ def test_batched_segments_separate_as_one_at_a_time(setting, informed_by):
         Separator(model, batch=0)
 
 
+def test_auto_precision_takes_bfloat16_only_where_native_and_for_a_checked_architecture(monkeypatch):
+    import wavesep.separate as separate
+
+    monkeypatch.setattr(separate, "native_bf16", lambda device: False)  # a CPU without AVX512-BF16 or AMX
+    assert Separator("tiny-untrained").precision == "float32"
+    with pytest.raises(ValueError, match="precision bfloat16: cpu here computes it by emulation, slower than float32"):
+        Separator("tiny-untrained", precision="bfloat16")
+    monkeypatch.setattr(separate, "native_bf16", lambda device: True)
+    assert Separator("tiny-untrained").precision == "bfloat16"  # a latent-wavenet
+    assert Separator(Shares()).precision == "float32"  # an architecture not checked in bfloat16
+    assert Separator(Shares(), precision="bfloat16").precision == "bfloat16"  # asked for: the caller's call
+    assert Separator("tiny-untrained", precision="float32").precision == "float32"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16; got 'half'"):
+        Separator("tiny-untrained", precision="half")
+
+
+def test_bfloat16_separation_is_close_to_float32s_and_gives_float32_stems(monkeypatch):
+    import wavesep.separate as separate
+
+    monkeypatch.setattr(separate, "native_bf16", lambda device: True)  # emulated where not: slower, the same numbers
+    x = tone(2, 1.5, 44100) + np.random.default_rng(0).normal(0, 0.05, (2, 66150)).astype(np.float32)
+    single = Separator("tiny-untrained", precision="float32").separate(x)
+    half = Separator("tiny-untrained", precision="bfloat16").separate(x)
+    assert list(half) == list(single)
+    for name in single:
+        assert half[name].dtype == np.float32 and half[name].shape == x.shape
+        assert not np.array_equal(half[name], single[name])  # the stacks did run in bfloat16
+        error = np.sum((half[name] - single[name]).astype(np.float64) ** 2)
+        assert 10 * np.log10(np.sum(single[name].astype(np.float64) ** 2) / error) > 30, name
+
+
 def test_tensors_in_tensors_out_mono_vector_too():
     x = torch.randn(30_000) * 0.1
     stems = Separator(Shares(), segment_s=0.25).separate(x)

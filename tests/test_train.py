@@ -377,7 +377,7 @@ def test_cpu_training_runs_in_bfloat16_only_when_asked_and_where_the_cpu_has_it(
 
 
 def test_native_bf16_is_false_for_a_cpu_without_it(monkeypatch):
-    from wavesep.train.trainer import native_bf16
+    from wavesep.models.base import native_bf16
 
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)

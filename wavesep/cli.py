@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRECISION_HELP = ("float32, bfloat16, or auto (default): bfloat16 on a CPU that has it natively (AVX512-BF16, AMX) "
+                  "for a latent-wavenet, 1.2x-1.35x faster, its stems ~50 dB from float32's; else float32")
+
+
 def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="score a model on a rendered test set (SI-SDR, SI-SDRi, BSS Eval v4)",
@@ -123,6 +127,7 @@ def _add_evaluate(commands):
         command.add_argument("--stems", metavar="SET", help="the model's stem set (default: found from its stems)")
         command.add_argument("--songs", type=_positive_int, help="only the first N songs")
         command.add_argument("--device", default="cpu")
+        command.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto", help=PRECISION_HELP)
     evaluate.add_argument("--out", type=Path, default=Path("results.json"),
                           help="results as JSON; the same name with .md gets the Markdown table (default results.json)")
     evaluate.add_argument("--no-bss", action="store_true", help="SI-SDR only (BSS Eval takes ~1 s per song-minute)")
@@ -174,6 +179,7 @@ def _add_separate(commands):
     separate.add_argument("--instruments", type=_csv, metavar="I,I,...",
                           help="informed models: what plays (stem, GM instrument or family names), e.g. flute,trumpet")
     separate.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    separate.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto", help=PRECISION_HELP)
     separate.add_argument("--segment", type=float, metavar="SECONDS", help="segment length (default 10 s)")
     separate.add_argument("--overlap", type=_fraction, default=0.25, metavar="FRACTION",
                           help="fraction of a segment shared with the next, cross-faded (default 0.25)")
@@ -345,7 +351,7 @@ def cmd_separate(args) -> int:
     stem_path(args.out, args.filename, "track", "stem", args.format)  # a bad template fails before any work
     separator = Separator(args.model, device=args.device, segment_s=args.segment, overlap=args.overlap,
                           stems=args.stems, instruments=args.instruments, threshold=args.threshold,
-                          consistency=args.consistent, batch=args.batch)
+                          consistency=args.consistent, batch=args.batch, precision=args.precision)
     out = args.out.resolve()
     files = [f for f in all_audio_files(args.paths) if out not in f.resolve().parents]  # not our own stems
     if not files:
@@ -391,7 +397,7 @@ def cmd_evaluate(args) -> int:
     from wavesep.evaluate import evaluate, markdown_table, write_results
     from wavesep.separate import Separator
 
-    separator = Separator(args.model, device=args.device)
+    separator = Separator(args.model, device=args.device, precision=args.precision)
     with tqdm(desc="evaluate", unit="song") as bar:
         results = evaluate(separator, args.data, args.stems, args.songs, bss=not args.no_bss,
                            progress=lambda name: bar.update(1))
@@ -407,7 +413,7 @@ def cmd_samples(args) -> int:
     from wavesep.evaluate import write_samples
     from wavesep.separate import Separator
 
-    separator = Separator(args.model, device=args.device)
+    separator = Separator(args.model, device=args.device, precision=args.precision)
     index = write_samples(separator, args.data, args.out, args.stems, args.songs or 4, args.excerpt)
     print(f"wrote the listening page: open {index.resolve().as_uri()}")
     return 0

@@ -67,6 +67,7 @@ class LatentWaveNet(SeparationModel):
 
     name = "latent-wavenet"
     Config = LatentWaveNetConfig
+    bfloat16_separation = True  # encoder, decoder and STFT paths in float32 (see _decode)
 
     def __init__(self, spec: ModelSpec, config: LatentWaveNetConfig = LatentWaveNetConfig()):
         if config.stride < 1 or config.window < config.stride or config.window % config.stride:

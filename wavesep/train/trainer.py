@@ -33,6 +33,7 @@ from tqdm import tqdm
 from wavesep.instruments import get_stem_set
 from wavesep.losses import LossMix
 from wavesep.models import ModelSpec, SeparationModel, build_model
+from wavesep.models.base import native_bf16
 from wavesep.train import distributed
 from wavesep.train.checkpoint import checkpoint_payload, read_checkpoint, save_atomic
 from wavesep.train.config import Config, load_config
@@ -104,19 +105,6 @@ def _hardware(process: distributed.Process) -> str:
     else:
         name = f"{cpu_name()} ({torch.get_num_threads()} threads)"
     return f"{process.world_size} x {name}"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 natively rather than by emulation: a GPU that has
-    it, or a CPU with AVX512-BF16 or AMX (where a latent-wavenet training step is about 1.4x faster
-    in it than in float32: bench/precision.py)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the fallback
-        return any(getattr(cpu, probe, lambda: False)() for probe in probes)
-    return False
 
 
 class Trainer:
