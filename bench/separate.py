@@ -9,6 +9,8 @@ threads so that its peak memory is its own:
   blocks and writing one float WAV per stem. The model is ``latent-wavenet`` at its default config
   with the six ``band`` stems and random weights, or ``--model`` (a registered name or a weights
   file), e.g. the shipped ``default``;
+- *wavesep --precision float32*: the same in float32, where ``auto`` (the default, as ``wavesep
+  separate``'s) takes bfloat16 (a CPU that has it natively: :func:`wavesep.separate.separation_precision`);
 - *wavesep, in memory*: :meth:`Separator.separate` on the decoded track (no files written);
 - *HT-Demucs* (``demucs`` package, the released ``htdemucs`` configuration, random weights):
   ``demucs.apply.apply_model`` with 7.8 s segments, 25 % overlap, no shifts, as its CLI runs it;
@@ -63,8 +65,9 @@ from render import machine
 SAMPLE_RATE = 44100
 WARMUP_S = 3.0  # warm-up input length
 BAND = ("drums", "bass", "piano", "guitar", "strings", "other")
-SYSTEMS = ("wavesep", "wavesep-memory", "htdemucs", "openunmix")
-LABELS = {"wavesep": "wavesep separate (file)", "wavesep-memory": "wavesep, in memory",
+SYSTEMS = ("wavesep", "wavesep-float32", "wavesep-memory", "htdemucs", "openunmix")
+LABELS = {"wavesep": "wavesep separate (file)", "wavesep-float32": "wavesep separate --precision float32 (file)",
+          "wavesep-memory": "wavesep, in memory",
           "htdemucs": "HT-Demucs (demucs)", "openunmix": "Open-Unmix (umxhq)", "wavesep-long": "wavesep separate (file)"}
 MISSING = 3  # a child's exit status when its peer cannot be imported
 PINK = ([0.049922035, -0.095993537, 0.050612699, -0.004408786], [1.0, -2.494956002, 2.017265875, -0.522189400])
@@ -102,24 +105,25 @@ def read_tensor(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(audio.T))  # (channels, time)
 
 
-def prepare(system: str, args) -> tuple[torch.nn.Module, Callable[[Path], object]]:
-    """The model and ``run(path)``, one separation of the file at ``path``."""
+def prepare(system: str, args) -> tuple[torch.nn.Module, Callable[[Path], object], str]:
+    """The model, ``run(path)`` (one separation of the file at ``path``) and its arithmetic."""
     device = torch.device(args.device)
     if system in PEERS:
         build, apply = PEERS[system]
         model = build().to(device)
-        return model, lambda path: apply(model, read_tensor(path).to(device))
+        return model, lambda path: apply(model, read_tensor(path).to(device)), "float32"
     from wavesep.models import ModelSpec, build_model
     from wavesep.pretrained import load_any
     from wavesep.separate import Separator
 
     model = (build_model("latent-wavenet", ModelSpec(sources=BAND)) if args.model is None
              else load_any(args.model))
-    separator = Separator(model, device=args.device)
+    separator = Separator(model, device=args.device, precision="float32" if system == "wavesep-float32" else "auto")
     if system == "wavesep-memory":
-        return model, lambda path: separator.separate(read_tensor(path).numpy(), SAMPLE_RATE)
+        return model, lambda path: separator.separate(read_tensor(path).numpy(), SAMPLE_RATE), separator.precision
     outputs = (Path(args.work) / f"stems-{system}-{i}" for i in itertools.count())
-    return model, lambda path: separator.separate_file(path, next(outputs), format="wav", bits="float", force=True)
+    return (model, lambda path: separator.separate_file(path, next(outputs), format="wav", bits="float", force=True),
+            separator.precision)
 
 
 def child(args):
@@ -127,7 +131,7 @@ def child(args):
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        model, run = prepare(args.child, args)
+        model, run, precision = prepare(args.child, args)
     except PeerMissing as error:
         print(f"MISSING {error}", flush=True)
         sys.exit(MISSING)
@@ -143,7 +147,7 @@ def child(args):
             run(Path(args.input))
             synchronize()
             walls.append(time.perf_counter() - start)
-    result = {"system": args.child, "parameters": sum(p.numel() for p in model.parameters()),
+    result = {"system": args.child, "precision": precision, "parameters": sum(p.numel() for p in model.parameters()),
               "audio_s": soundfile.info(args.input).duration, "load_s": load_s,
               "wall_s": statistics.median(walls), "walls_s": walls, "peak_rss_mb": peak_rss_mb()}
     if cuda:
@@ -173,14 +177,15 @@ def measure(system: str, audio: Path, warmup: Path, work: Path, args, repeats: i
 
 def table(rows: list[dict], reference: dict | None) -> str:
     gpu = any("peak_gpu_mb" in row for row in rows)
-    lines = ["| system | parameters | audio (s) | load (s) | wall (s) | RTF | x real time | peak RSS (MB) | "
+    lines = ["| system | precision | parameters | audio (s) | load (s) | wall (s) | RTF | x real time | peak RSS (MB) | "
              + ("peak GPU (MB) | " if gpu else "") + "RTF vs wavesep |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for row in rows:
         rtf = row["wall_s"] / row["audio_s"]
         ratio = f"{rtf / (reference['wall_s'] / reference['audio_s']):.2f}" if reference else "-"
         gpu_cell = f"{row.get('peak_gpu_mb', float('nan')):.0f} | " if gpu else ""
-        lines.append(f"| {LABELS[row['system']]} | {row['parameters'] / 1e6:.3g}M | {row['audio_s']:.0f} | "
+        lines.append(f"| {LABELS[row['system']]} | {row.get('precision', 'float32')} | {row['parameters'] / 1e6:.3g}M | "
+                     f"{row['audio_s']:.0f} | "
                      f"{row['load_s']:.2f} | {row['wall_s']:.2f} | {rtf:.4f} | {1 / rtf:.1f} | "
                      f"{row['peak_rss_mb']:.0f} | {gpu_cell}{ratio} |")
     return "\n".join(lines)
