@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from wavesep.cli import main
 from wavesep.losses import LossMix
 from wavesep.train import load_config, load_model, train
+from wavesep.train.average import WeightAverage
 from wavesep.train.checkpoint import read_checkpoint
 from wavesep.train.trainer import Trainer
 
@@ -75,7 +76,8 @@ def crash_at(monkeypatch, step: int):
 def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(corpus, tmp_path, monkeypatch, mode):
     source = corpus["dataset"] if mode == "dataset" else corpus["index"]
     overrides = [f"data.mode={mode}", "training.steps=8", "training.checkpoint_every=3", "training.valid_every=4",
-                 "optim.schedule=cosine", "optim.warmup_steps=2", "data.max_chunks_per_song=4", "data.pool_size=4"]
+                 "optim.schedule=cosine", "optim.warmup_steps=2", "data.max_chunks_per_song=4", "data.pool_size=4",
+                 "training.ema=0.9"]
     config = tiny(source, *overrides)
     train(config, tmp_path / "straight", progress=False)
     with monkeypatch.context() as patch:
@@ -91,10 +93,50 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(corpus, tmp_path
     straight = read_checkpoint(tmp_path / "straight" / "last.pt")["training"]
     assert state["data"] == straight["data"] and state["best_step"] == straight["best_step"]
     assert torch.equal(state["rng"][0], straight["rng"][0])
+    assert state["average"]["updates"] == straight["average"]["updates"] == 8
+    sums, straight_sums = state["average"]["sums"], straight["average"]["sums"]
+    assert all(torch.equal(sums[k], straight_sums[k]) for k in sums)
+    a, b = weights(tmp_path / "straight" / "best.pt"), weights(tmp_path / "broken" / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
     records = log_records(tmp_path / "broken")  # steps 7-8 of the crashed run were dropped, then redone
     assert [r["step"] for r in records if "valid" in r] == [0, 4, 8]
     assert [r["step"] for r in records if "loss" in r] == [r["step"] for r in log_records(tmp_path / "straight")
                                                             if "loss" in r]
+
+
+def test_the_weight_average_is_the_bias_corrected_mean_and_is_only_lent_to_the_model():
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, decay=0.5)
+    own = model.bias.detach().clone()
+    with average.applied(model):  # nothing averaged yet: the model's own weights
+        assert torch.equal(model.bias, own)
+    for value in (1.0, 2.0, 4.0):
+        with torch.no_grad():
+            model.bias.fill_(value)
+        average.update(model)
+    # weights 0.5^2, 0.5^1, 0.5^0 on 1, 2, 4, normalised by their sum
+    expected = (0.25 * 1 + 0.5 * 2 + 1 * 4) / 1.75
+    assert average.averaged()["bias"].item() == pytest.approx(expected)
+    with average.applied(model):
+        assert model.bias.item() == pytest.approx(expected)
+    assert model.bias.item() == 4.0  # restored after the block
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_with_a_weight_average_best_pt_holds_the_average(corpus, tmp_path):
+    config = tiny(corpus["dataset"], "training.steps=6", "training.valid_every=6", "training.checkpoint_every=6",
+                  "training.ema=0.8")
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.best_step == 6
+    last = read_checkpoint(tmp_path / "run" / "last.pt")
+    averaged = WeightAverage(load_model(tmp_path / "run" / "last.pt"), 0.8)
+    averaged.load_state_dict(last["training"]["average"])
+    best, latest = weights(tmp_path / "run" / "best.pt"), last["state_dict"]
+    assert all(torch.allclose(best[k], v) for k, v in averaged.averaged().items())
+    assert not all(torch.equal(best[k], latest[k]) for k in averaged.averaged())  # not the latest weights
+    valid = [r["valid"]["mean_si_sdr"] for r in log_records(tmp_path / "run") if "valid" in r]
+    assert result.best_score == pytest.approx(max(valid))
 
 
 @pytest.mark.parametrize("setting,informed_by", [("informed", "multihot"), ("informed", "query"), ("blind", "multihot")])
@@ -181,6 +223,7 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "optim.betas=[a, 0.9]"], "optim.betas must be two numbers in [0, 1)"),
     (["--set", "data.augment_eq_db=-3"], "data.augment_eq_db must be >= 0, got -3"),
     (["--set", "data.augment_lowpass=1.5"], "data.augment_lowpass must be in [0, 1], got 1.5"),
+    (["--set", "training.ema=1"], "training.ema must be in [0, 1), got 1"),
     (["--set", "data.soundfont=3"], "data.soundfont must be str or a list, got 3"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):

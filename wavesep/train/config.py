@@ -82,6 +82,9 @@ class TrainingSection:
     seed: int = 0  # model initialisation and data stream
     losses: dict = field(default_factory=lambda: {"mae": 1.0})  # name: weight, or name: {weight, options}
     presence_weight: float = 1.0  # blind models: weight of the presence binary cross-entropy
+    # An exponential moving average of the weights, decaying by this much per step (Demucs keeps
+    # one), 0 for none: validation and best.pt then use the average, not the latest weights.
+    ema: float = 0.0
     valid_every: int = 250  # steps between validations (and best-checkpoint updates)
     checkpoint_every: int = 250  # steps between checkpoints (one is also written at the end)
     log_every: int = 10  # steps between log lines (log.jsonl and TensorBoard)
@@ -122,6 +125,8 @@ class Config:
                     "data.workers", "training.audio_examples", "data.augment_eq_db"):
             if _get(self, key) < 0:
                 raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")
+        if not 0 <= t.ema < 1:
+            raise ValueError(f"config: training.ema must be in [0, 1), got {t.ema}")
         if not 0 <= d.augment_lowpass <= 1:
             raise ValueError(f"config: data.augment_lowpass must be in [0, 1], got {d.augment_lowpass}")
         if len(o.betas) != 2 or not all(is_number(b) and 0 <= b < 1 for b in o.betas):

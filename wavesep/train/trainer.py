@@ -17,6 +17,7 @@ of them in a row stop the run with :class:`TrainingStopped`, leaving the last go
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -35,6 +36,7 @@ from wavesep.losses import LossMix
 from wavesep.models import ModelSpec, SeparationModel, build_model
 from wavesep.models.base import native_bf16
 from wavesep.train import distributed
+from wavesep.train.average import WeightAverage
 from wavesep.train.checkpoint import checkpoint_payload, read_checkpoint, save_atomic
 from wavesep.train.config import Config, load_config
 from wavesep.train.data import (BatchStream, describe_data, make_train_dataset, make_valid_set, presence_labels,
@@ -142,6 +144,7 @@ class Trainer:
         self.amp = t.amp if cuda else t.cpu_amp and bf16  # native_bf16 is False for other devices
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.loss = LossMix(t.losses)
+        self.average = WeightAverage(self.model, t.ema) if t.ema else None
         self.generator = torch.Generator().manual_seed(t.seed * 7919 + process.rank)  # informed-training queries
 
         if process.main:
@@ -194,6 +197,8 @@ class Trainer:
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
             **self._provenance(), "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
         if self.process.device.type == "cuda":
             state["cuda_rng"] = self.process.gather(torch.cuda.get_rng_state(self.process.device))
         return state
@@ -209,6 +214,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
+            if self.average is not None:
+                self.average.load_state_dict(state["average"])
         except (KeyError, RuntimeError, ValueError) as error:
             reason = str(error).strip().splitlines()[0]
             raise ValueError(f"{path}: cannot resume from it with this config ({reason})") from None
@@ -271,6 +278,8 @@ class Trainer:
         finite = self.process.all_true(finite)  # every process must take the same branch (collectives follow)
         if finite:
             self.scaler.step(self.optimizer)
+            if self.average is not None:
+                self.average.update(self.model)
         self.scaler.update()
         self.scheduler.step()
         return value, parts, finite
@@ -366,13 +375,15 @@ class Trainer:
 
     def _validate(self):
         if self.process.main:
-            scores, estimates = validate(self.model, self.valid, self.process.device)
+            # With a weight average, the average is what is scored and saved as best.pt.
+            with self.average.applied(self.model) if self.average is not None else contextlib.nullcontext():
+                scores, estimates = validate(self.model, self.valid, self.process.device)
+                if scores.mean_si_sdr > self.best_score:
+                    self.best_score, self.best_step = scores.mean_si_sdr, self.step
+                    self._save(BEST, {"step": self.step, "valid": scores.as_dict(), "elapsed_s": self.elapsed_s,
+                                      **self._provenance()})
             self._log({"step": self.step, "valid": scores.as_dict()})
             self._write_validation(scores, estimates)
-            if scores.mean_si_sdr > self.best_score:
-                self.best_score, self.best_step = scores.mean_si_sdr, self.step
-                self._save(BEST, {"step": self.step, "valid": scores.as_dict(), "elapsed_s": self.elapsed_s,
-                                  **self._provenance()})
         self.process.barrier()
 
     def _write_validation(self, scores, estimates: torch.Tensor):
