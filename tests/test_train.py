@@ -379,9 +379,9 @@ def test_the_budget_does_not_count_the_wait_for_the_first_batch(corpus, tmp_path
     plain_next, calls = train_data.BatchStream.__next__, []
 
     def slow_first(self):
-        if not calls:  # the first batch: burn 1 s of CPU, as starting workers would
+        if not calls:  # the first batch: burn 2 s of CPU, as starting workers would
             start = time.process_time()
-            while time.process_time() - start < 1.0:
+            while time.process_time() - start < 2.0:
                 pass
         calls.append(1)
         return plain_next(self)
@@ -389,7 +389,9 @@ def test_the_budget_does_not_count_the_wait_for_the_first_batch(corpus, tmp_path
     monkeypatch.setattr(train_data.BatchStream, "__next__", slow_first)
     config = tiny(corpus["dataset"], "training.steps=100000", "training.budget_s=0.5", "training.valid_every=1000")
     result = train(config, tmp_path / "run", progress=False)
-    assert result.step >= 1 and log_records(tmp_path / "run")[-1]["budget_used_s"] < 1.0
+    # counted, the 2 s would show; the steps overshoot the 0.5 s budget by one step, which can take
+    # most of a second of CPU time when other processes crowd the cores
+    assert result.step >= 1 and log_records(tmp_path / "run")[-1]["budget_used_s"] < 2.0
 
 
 @pytest.mark.parametrize("native", [True, False])
