@@ -22,7 +22,8 @@ SETTINGS = [("fixed", "multihot"), ("informed", "multihot"), ("informed", "query
 
 SPECTRAL = {"spectral_ffts": [64]}  # latent-wavenet's STFT input: hop 16, two frames
 SPECTRAL_OUTPUT = {"spectral_output": 64}  # and its STFT output
-CASES = [(name, {}) for name in WAVESEP_MODELS] + [("latent-wavenet", SPECTRAL), ("latent-wavenet", SPECTRAL_OUTPUT)]
+LEVEL = {"level_input": 3}  # and its level input, against 3 frames either side
+CASES = [(name, {}) for name in WAVESEP_MODELS] + [("latent-wavenet", extra) for extra in (SPECTRAL, SPECTRAL_OUTPUT, LEVEL)]
 
 
 def small_model(name: str, setting: str = "fixed", informed_by: str = "multihot", audio_channels: int = 2,
@@ -123,7 +124,8 @@ def test_blind_detect_keeps_only_sources_judged_present():
 
 
 @pytest.mark.parametrize("name,args", [*CASES, ("latent-wavenet", {"window": 32, "spectral_ffts": [32, 64]}),
-                                       ("latent-wavenet", {"spectral_ffts": [64], "spectral_output": 32})])
+                                       ("latent-wavenet", {"spectral_ffts": [64], "spectral_output": 32}),
+                                       ("latent-wavenet", {"spectral_ffts": [64], "spectral_output": 32, **LEVEL})])
 def test_receptive_field_is_what_the_model_says(name, args):
     """The inputs one output sample depends on (by its gradient) span ``receptive_field`` at the
     widest, over positions of every phase of the model's strides (checked on ``separate``,
@@ -229,6 +231,20 @@ def test_latent_wavenet_spectral_output_corrects_only_up_to_its_highest_frequenc
                      for hz in (500, 2500))
     low, high = low[..., 200:-200].square().mean(), high[..., 200:-200].square().mean()  # away from the edges
     assert low > 1e-4 and high < 1e-6 * low  # the Hann window's leakage: -77 dB here
+
+
+def test_latent_wavenet_level_input_marks_onsets_whatever_the_loudness():
+    """A frame's level against the frames around it: a step up in energy stands out where it
+    happens, steady frames give nothing, and scaling the mixture changes nothing."""
+    level = small_model("latent-wavenet", **LEVEL).level
+    torch.nn.init.ones_(level.project.weight)  # each channel is the relative level itself
+    coefficients = torch.full((1, 16, 40), 0.01)
+    coefficients[..., 20:] = 1.0  # +4 bels at frame 20
+    with torch.no_grad():
+        relative = level(coefficients)[0, 0]
+        torch.testing.assert_close(level(100 * coefficients)[0, 0], relative)
+    assert relative[:17].abs().max() < 1e-5 and relative[24:].abs().max() < 1e-5  # 3 frames either side see no step
+    assert relative[20] == relative.max() and relative[20] > 1.5 and relative[19] < -1.5
 
 
 def test_wavenet_defaults_are_the_original():

@@ -59,6 +59,9 @@ class LatentWaveNetConfig:
     # STFT (hop a quarter of the size, a multiple of stride), inverted and added to the output
     spectral_output: int = 0
     spectral_output_hz: float = 0.0  # the highest frequency it corrects (0: up to Nyquist)
+    # each frame's level against its surroundings as an input to the stacks (see LevelInput): the
+    # frames each side of the local mean it is measured against (0: no level input)
+    level_input: int = 0
 
 
 class LatentWaveNet(SeparationModel):
@@ -86,6 +89,7 @@ class LatentWaveNet(SeparationModel):
                                                config.skip_channels, spec.n_outputs,
                                                config.spectral_output_hz / spec.sample_rate)
                                 if config.spectral_output else None)
+        self.level = LevelInput(config.level_input, config.channels) if config.level_input else None
 
     @property
     def _edge(self) -> int:
@@ -122,7 +126,8 @@ class LatentWaveNet(SeparationModel):
         """The input samples that the stacks' input frames ``first`` ... ``last`` see: through the
         encoder, and through the spectral inputs."""
         c = self.config
-        spans = [(first * c.stride - self._edge, last * c.stride - self._edge + c.window - 1)]
+        context = c.level_input  # the level input's frames reach this far either side
+        spans = [((first - context) * c.stride - self._edge, (last + context) * c.stride - self._edge + c.window - 1)]
         spans += [spectral.span(first, last) for spectral in self.spectral]
         return min(low for low, _ in spans), max(high for _, high in spans)
 
@@ -133,6 +138,8 @@ class LatentWaveNet(SeparationModel):
             coefficients = torch.relu(self.encoder(x.to(self.encoder.weight.dtype)))  # (batch, basis, frames)
         batch, basis, frames = coefficients.shape
         hidden = self.bottleneck(coefficients)
+        if self.level is not None:
+            hidden = hidden + self.level(coefficients)
         for spectral in self.spectral:
             hidden = hidden + spectral(x[..., self._edge : self._edge + length], frames)
         skips = self.stacks(hidden, cond)  # (batch, skip_channels, frames)
@@ -163,6 +170,28 @@ class LatentWaveNet(SeparationModel):
             length = (frames - 1) * self.config.stride + window
             out = nn.functional.fold(pieces, (1, length), (1, window), stride=(1, self.config.stride))
             return out.view(n, channels, length)
+
+
+class LevelInput(nn.Module):
+    """Each frame's level, in bels, less the mean level of the ``context`` frames either side,
+    projected to the stacks' channels. The per-frame norm of the coefficients removes their level,
+    and with it the onsets that mark a drum hit whatever the drum sounds like; measured against its
+    surroundings, the level says where the onsets are and does not depend on the song's loudness.
+
+    Shape:
+        (batch, basis, frames) -> (batch, out_channels, frames)
+    """
+
+    def __init__(self, context: int, out_channels: int):
+        super().__init__()
+        self.context = context
+        self.project = nn.Conv1d(1, out_channels, 1, bias=False)
+
+    def forward(self, coefficients: torch.Tensor) -> torch.Tensor:
+        level = coefficients.square().mean(1, keepdim=True).add(1e-10).log10()  # silence: -10
+        around = nn.functional.avg_pool1d(level, 2 * self.context + 1, stride=1, padding=self.context,
+                                          count_include_pad=False)
+        return self.project(level - around)
 
 
 class StftPath(nn.Module):
