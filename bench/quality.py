@@ -26,7 +26,7 @@ What it does:
    hardware). Every model separates in ``--precision`` (``auto``: as ``wavesep separate`` does, so
    a latent-wavenet in bfloat16 on a CPU that has it natively, the peers in float32; the RTF cell
    says bfloat16 where it was). Scores already in ``--out`` for the same weights (SHA-256),
-   precision and test set are reused
+   precision, fitted gains (``fit_gains``) and test set are reused
    unless ``--fresh``, so adding a model scores only that one; the real-time factors are measured
    anew every run. The rows of systems left out of ``--systems`` stay as the earlier report has
    them, real-time factors too.
@@ -213,9 +213,9 @@ def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float,
           precision: str = "auto") -> dict:
     """Every model on every test set: the summaries of :func:`wavesep.evaluate.evaluate`, separated
     in ``precision`` (what it means for each model: :func:`wavesep.separate.separation_precision`).
-    Scores in ``previous`` (an earlier report's rows) for the same weights, precision and test set
-    are reused (rows older than the precision's record were float32); the real-time factor is
-    always measured anew."""
+    Scores in ``previous`` (an earlier report's rows) for the same weights, precision, fitted gains
+    and test set are reused (rows older than the precision's record were float32, those older than
+    the fitted gains' had none); the real-time factor is always measured anew."""
     from wavesep.data.dataset import load_songs
     from wavesep.evaluate import evaluate, song_audio
     from wavesep.instruments import get_stem_set
@@ -228,14 +228,15 @@ def score(models: dict[str, str], sets: dict, stem_set: str, rtf_seconds: float,
         separator = Separator(path, precision=precision)
         rows[name] = {"weights": path, "sha256": weights_hash(path), "parameters": separator.model.n_parameters(),
                       "model": separator.model.describe()["name"], "training": training_budget(path),
-                      "precision": separator.precision,
+                      "precision": separator.precision, "fit_gains": separator.fit_gains,
                       "rtf": real_time_factor(separator, mixture, first.sample_rate, rtf_seconds), "sets": {}}
         before = previous.get(name, {})
-        same = (before.get("sha256"), before.get("precision", "float32")) == (rows[name]["sha256"], separator.precision)
+        same = ((before.get("sha256"), before.get("precision", "float32"), before.get("fit_gains", False))
+                == (rows[name]["sha256"], separator.precision, separator.fit_gains))
         for label, splits in sets.items():
             if same and label in before.get("sets", {}):
                 rows[name]["sets"][label] = before["sets"][label]
-                print(f"  {stem_set} {name} on {label}: scores of the previous report (same weights and precision)",
+                print(f"  {stem_set} {name} on {label}: scores of the previous report (same weights, precision and gains)",
                       flush=True)
                 continue
             started = time.perf_counter()

@@ -53,6 +53,13 @@ def test_the_quality_benchmark_scores_a_model_with_its_bounds_and_reuses_its_sco
     assert json.loads(out.read_text())["stem_sets"]["seed4"]["tiny"]["precision"] == "bfloat16"
     assert "| tiny (latent-wavenet) |" in out.with_suffix(".md").read_text()
     assert ", bfloat16 | " in out.with_suffix(".md").read_text()  # the RTF cell says how it separated
+    report = json.loads(out.read_text())
+    assert report["stem_sets"]["seed4"]["tiny"]["fit_gains"] is False  # trained on nothing: no gains to fit
+    report["stem_sets"]["seed4"]["tiny"]["fit_gains"] = True
+    out.write_text(json.dumps(report))
+    capsys.readouterr()
+    assert quality.main(args) == 0  # scored with fitted gains then, without now: scored again
+    assert "scores of the previous report" not in capsys.readouterr().out
 
 
 def test_a_run_trained_past_the_budget_asked_for_is_refused(tmp_path):

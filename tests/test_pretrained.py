@@ -66,3 +66,26 @@ def test_export_and_register_ship_a_model_by_name(tmp_path, monkeypatch, capsys)
     shipped.write_bytes(shipped.read_bytes()[:-4] + b"oops")  # a damaged install
     with pytest.raises(ValueError, match="mine.safetensors: SHA-256 .* reinstall"):
         load_any("mine")
+
+
+def test_a_model_trained_on_a_scale_invariant_loss_is_run_with_fitted_gains(tmp_path):
+    """SI-SDR leaves an output's level and sign free, so the separator fits them to the mixture;
+    any loss term that sees the level (here sdr) makes that unnecessary; a file's own say wins."""
+    from wavesep.train.checkpoint import load_model
+
+    def options(info: dict) -> dict:
+        path = tmp_path / "m.safetensors"
+        save_weights(tiny_model(), path, info)
+        return load_weights(path).separator_options
+
+    def trained_on(losses: dict) -> dict:
+        return {"training": {"losses": losses}}
+
+    assert options({"config": trained_on({"si_sdr": 1.0})}) == {"fit_gains": True}
+    assert options({"config": trained_on({"si_sdr": 1.0, "sdr": {"weight": 0.1}})}) == {}
+    assert options({"config": trained_on({"si_sdr": 1.0, "mae": 0.0})}) == {"fit_gains": True}  # a zero weight teaches nothing
+    assert options({"config": trained_on({"si_sdr": 1.0}), "separator": {"fit_gains": False}}) == {"fit_gains": False}
+    assert options({}) == {}
+    checkpoint = tmp_path / "best.pt"
+    save_atomic(checkpoint_payload(tiny_model(), {"training": {"losses": {"si_sdr": 1.0}}}), checkpoint)
+    assert load_model(checkpoint).separator_options == {"fit_gains": True}

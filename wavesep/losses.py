@@ -159,6 +159,9 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": mse, "mae": mae, "spec_mae": spec_mae, "difference": difference, "si_sdr": neg_si_sdr,
     "sdr": neg_sdr, "multires_stft": multires_stft,
 }
+# Losses that score an estimate the same at any level and either sign: a model trained on these
+# alone outputs each stem at a level and sign of its own (see LossMix.learns_level).
+SCALE_INVARIANT = frozenset({"si_sdr"})
 
 
 def loss_options(name: str) -> dict:
@@ -207,6 +210,12 @@ class LossMix:
             if not is_number(weight) or weight < 0:
                 raise ValueError(f"loss {name!r}: weight must be a number >= 0, got {weight!r}")
             self.terms.append((name, float(weight), settings))
+
+    @property
+    def learns_level(self) -> bool:
+        """Whether training on this loss teaches a model its outputs' level and sign: not when every
+        weighted term is scale-invariant (:data:`SCALE_INVARIANT`)."""
+        return any(weight > 0 and name not in SCALE_INVARIANT for name, weight, _ in self.terms)
 
     def __call__(self, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted total and each term's unweighted value (for logging)."""

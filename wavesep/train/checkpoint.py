@@ -79,5 +79,11 @@ def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> Sep
 
 
 def load_model(path: str | Path) -> SeparationModel:
-    """A trained model from a checkpoint file (``best.pt``, ``last.pt`` or an exported one)."""
-    return model_from_checkpoint(read_checkpoint(path), path)
+    """A trained model from a checkpoint file (``best.pt``, ``last.pt`` or an exported one), with
+    how it is meant to be run (:func:`wavesep.pretrained.separator_options`)."""
+    from wavesep.pretrained import separator_options
+
+    payload = read_checkpoint(path)
+    model = model_from_checkpoint(payload, path)
+    model.separator_options = separator_options(payload)
+    return model
