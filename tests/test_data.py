@@ -24,6 +24,7 @@ from wavesep.data.augment import (
     augment_stems,
     random_equalizer,
     remix_sources,
+    repitch,
     shift_starts,
 )
 from wavesep.data.dataset import (
@@ -284,6 +285,25 @@ def test_random_timbre_eq_and_lowpass():
     assert high.max() <= 1.0 + 1e-3 and high.min() < 0.3  # the high one is cut, by a random amount
 
 
+def test_repitch_plays_a_stem_higher_or_lower():
+    t = np.arange(8192)
+    tone = np.sin(2 * np.pi * 0.02 * t).astype(np.float32)[None, None]  # 0.02 cycles per sample
+    assert np.array_equal(repitch(tone, np.array([1.0])), tone)
+    up = repitch(tone, np.array([2 ** (2 / 12)]))[0, 0]  # two semitones up
+    spectrum = np.abs(np.fft.rfft(up[1024:-1024] * np.hanning(6144)))
+    assert abs(np.argmax(spectrum) / 6144 - 0.02 * 2 ** (2 / 12)) < 1 / 6144
+    assert np.all(up[:400] == 0) and np.all(up[-400:] == 0)  # a faster stem leaves silence at the ends
+    down = repitch(tone, np.array([0.5]))[0, 0]
+    np.testing.assert_allclose(down[4096:4196], np.sin(2 * np.pi * 0.01 * (np.arange(4096, 4196) - 4095.5) + 2 * np.pi * 0.02 * 4095.5),
+                               atol=2e-3)  # half speed about the centre: an octave down
+    augmentation = Augmentation(gain_db=(0.0, 0.0), flip_sign_probability=0.0, swap_channels_probability=0.0,
+                                repitch_semitones=2.0)
+    out = augment_stems(np.repeat(tone, 20, axis=0), np.random.default_rng(0), augmentation)
+    peaks = [np.argmax(np.abs(np.fft.rfft(stem[0, 1024:-1024] * np.hanning(6144)))) / 6144 for stem in out]
+    assert min(peaks) >= 0.02 * 2 ** (-2 / 12) - 1 / 6144 and max(peaks) <= 0.02 * 2 ** (2 / 12) + 1 / 6144
+    assert len(set(peaks)) > 5  # each stem its own pitch
+
+
 def test_shift_and_remix_draws():
     rng = np.random.default_rng(0)
     starts = shift_starts(rng, 1000, 500, 300, max_start=1200)
@@ -318,7 +338,8 @@ def test_remix_takes_stems_from_other_songs(train_songs):
 
 
 def test_augmented_mixture_is_the_sum_of_augmented_stems(train_songs):
-    augmentation = Augmentation(max_shift_samples=2000, remix_probability=0.5, eq_db=6.0, lowpass_probability=0.5)
+    augmentation = Augmentation(max_shift_samples=2000, remix_probability=0.5, eq_db=6.0, lowpass_probability=0.5,
+                                repitch_semitones=2.0)
     band = TrainChunks(train_songs, "band", 4410, augmentation=augmentation, seed=9)
     for mixture, stems in take(band, 5):
         torch.testing.assert_close(mixture, stems.sum(0), atol=1e-6, rtol=0)

@@ -223,6 +223,7 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "optim.betas=[a, 0.9]"], "optim.betas must be two numbers in [0, 1)"),
     (["--set", "data.augment_eq_db=-3"], "data.augment_eq_db must be >= 0, got -3"),
     (["--set", "data.augment_lowpass=1.5"], "data.augment_lowpass must be in [0, 1], got 1.5"),
+    (["--set", "data.augment_repitch=-1"], "data.augment_repitch must be >= 0, got -1"),
     (["--set", "training.ema=1"], "training.ema must be in [0, 1), got 1"),
     (["--set", "data.soundfont=3"], "data.soundfont must be str or a list, got 3"),
 ])

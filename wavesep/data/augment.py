@@ -7,9 +7,11 @@ Two kinds, applied where they can be:
   another random song and offset (:func:`remix_sources`): both change which audio is read, so
   :class:`~wavesep.data.train_chunks.TrainChunks` applies them while reading;
 - *signal*: random gain, sign flip and left/right swap per stem (:func:`augment_stems`), on
-  arrays already read, and optionally a random timbre (:func:`random_equalizer`): a smooth
-  random EQ curve and a low-pass at a random cutoff, so that a model does not learn one
-  SoundFont's spectra (other SoundFonts' samples are brighter, duller, or recorded at a lower rate).
+  arrays already read, and optionally a random timbre: a stem played higher or lower
+  (:func:`repitch`: resampled, pitch and tempo together, so a drum kit is heard tuned otherwise),
+  and a smooth random EQ curve and a low-pass at a random cutoff (:func:`random_equalizer`), so
+  that a model does not learn one SoundFont's spectra (other SoundFonts' samples are brighter,
+  duller, tuned otherwise, or recorded at a lower rate).
 
 Every function draws from a ``numpy.random.Generator`` it is given, in a fixed order, so the same
 generator state gives the same augmentation.
@@ -34,6 +36,7 @@ class Augmentation:
     remix_probability: float = 0.0  # take the stem from another song; 0 keeps songs musically coherent
     eq_db: float = 0.0  # random smooth EQ per stem, up to +-eq_db at each of EQ_POINTS frequencies; 0 for none
     lowpass_probability: float = 0.0  # chance that a stem is low-passed at a random cutoff
+    repitch_semitones: float = 0.0  # each stem resampled up or down by up to this many semitones; 0 for none
 
     def __post_init__(self):
         low, high = self.gain_db
@@ -41,6 +44,8 @@ class Augmentation:
             raise ValueError(f"gain_db range {self.gain_db} is empty")
         if self.eq_db < 0:
             raise ValueError(f"eq_db must be >= 0, got {self.eq_db}")
+        if self.repitch_semitones < 0:
+            raise ValueError(f"repitch_semitones must be >= 0, got {self.repitch_semitones}")
         for name in ("flip_sign_probability", "swap_channels_probability", "remix_probability",
                      "lowpass_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -56,7 +61,7 @@ class Augmentation:
 
 def augment_stems(stems: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
     """Random gain, sign and channel order per stem, then its random timbre if asked for
-    (:func:`random_equalizer`); returns a new array.
+    (:func:`repitch`, :func:`random_equalizer`); returns a new array.
 
     Shape:
         stems: (n_stems, channels, time); returns the same shape, float32.
@@ -69,11 +74,33 @@ def augment_stems(stems: np.ndarray, rng: np.random.Generator, augmentation: Aug
     out = stems * (gains * signs).astype(np.float32)[:, None, None]
     if channels == 2 and swaps.any():
         out[swaps] = out[swaps][:, ::-1]
+    if augmentation.repitch_semitones:
+        semitones = rng.uniform(-augmentation.repitch_semitones, augmentation.repitch_semitones, n_stems)
+        out = repitch(out, 2 ** (semitones / 12))
     if augmentation.eq_db or augmentation.lowpass_probability:
         curves = random_equalizer(rng, n_stems, stems.shape[-1] // 2 + 1, augmentation.eq_db,
                                   augmentation.lowpass_probability)
         out = np.fft.irfft(np.fft.rfft(out, axis=-1) * curves[:, None], n=stems.shape[-1], axis=-1)
     return out.astype(np.float32, copy=False)
+
+
+def repitch(stems: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Each stem played ``factor`` times faster (higher and shorter for a factor above 1), by
+    linear interpolation about the chunk's centre; what a faster stem does not cover at the chunk's
+    ends is silence.
+
+    Shape:
+        stems: (n_stems, channels, time), factors: (n_stems,); returns the same shape.
+    """
+    length = stems.shape[-1]
+    time = np.arange(length, dtype=np.float64)
+    centre = (length - 1) / 2
+    out = np.empty_like(stems)
+    for stem, factor in enumerate(factors):
+        where = (time - centre) * factor + centre
+        for channel in range(stems.shape[1]):
+            out[stem, channel] = np.interp(where, time, stems[stem, channel], left=0.0, right=0.0)
+    return out
 
 
 EQ_POINTS = 8  # random EQ gains, log-spaced from 1/512 of the Nyquist frequency (43 Hz at 44.1 kHz) to it

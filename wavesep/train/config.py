@@ -48,6 +48,7 @@ class DataSection:
     augment: bool = True  # per-stem gain, sign, channel swap (and shifts, remixing in dataset mode)
     augment_eq_db: float = 0.0  # with augment: random smooth EQ per stem, up to +- this many dB
     augment_lowpass: float = 0.0  # with augment: chance that a stem is low-passed at a random cutoff
+    augment_repitch: float = 0.0  # with augment: each stem resampled up or down by up to this many semitones
     workers: int = 0  # DataLoader worker processes
     pool_size: int = 64  # stream mode: chunks in the shuffling pool
     reuse: int = 1  # stream mode: times each chunk is used
@@ -122,7 +123,8 @@ class Config:
             if _get(self, key) <= 0:
                 raise ValueError(f"config: {key} must be positive, got {_get(self, key)}")
         for key in ("optim.grad_clip", "optim.warmup_steps", "training.budget_s", "optim.weight_decay", "training.presence_weight",
-                    "data.workers", "training.audio_examples", "data.augment_eq_db"):
+                    "data.workers", "training.audio_examples", "data.augment_eq_db",
+                    "data.augment_repitch"):
             if _get(self, key) < 0:
                 raise ValueError(f"config: {key} must be >= 0, got {_get(self, key)}")
         if not 0 <= t.ema < 1:

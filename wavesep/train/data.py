@@ -83,7 +83,8 @@ def generated_index(run_dir: Path, n_songs: int, seed: int) -> Path:
 
 def _augmentation(config: Config) -> Augmentation | None:
     d = config.data
-    return Augmentation(eq_db=d.augment_eq_db, lowpass_probability=d.augment_lowpass) if d.augment else None
+    return (Augmentation(eq_db=d.augment_eq_db, lowpass_probability=d.augment_lowpass,
+                         repitch_semitones=d.augment_repitch) if d.augment else None)
 
 
 def _filter(config: Config) -> ChunkFilter | None:
