@@ -86,6 +86,7 @@ def test_a_model_trained_on_a_scale_invariant_loss_is_run_with_fitted_gains(tmp_
     assert options({"config": trained_on({"si_sdr": 1.0, "mae": 0.0})}) == {"fit_gains": True}  # a zero weight teaches nothing
     assert options({"config": trained_on({"si_sdr": 1.0}), "separator": {"fit_gains": False}}) == {"fit_gains": False}
     assert options({}) == {}
+    assert options({"config": trained_on({"a_loss_of_the_future": 1.0})}) == {}  # still loads
     checkpoint = tmp_path / "best.pt"
     save_atomic(checkpoint_payload(tiny_model(), {"training": {"losses": {"si_sdr": 1.0}}}), checkpoint)
     assert load_model(checkpoint).separator_options == {"fit_gains": True}

@@ -135,7 +135,10 @@ def separator_options(info: dict) -> dict:
     if "separator" in info:
         return dict(info["separator"])
     losses = ((info.get("config") or {}).get("training") or {}).get("losses")
-    return {"fit_gains": True} if losses and not LossMix(losses).learns_level else {}
+    try:
+        return {"fit_gains": True} if losses and not LossMix(losses).learns_level else {}
+    except (ValueError, TypeError, AttributeError):  # a loss this version does not know: run it as it is
+        return {}
 
 
 def load_any(name_or_path: str | Path) -> SeparationModel:
