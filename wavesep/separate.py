@@ -107,9 +107,9 @@ def fit_gains(stems: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
     """Stems ``(sources, channels, time)`` each scaled, channel by channel, by the gain that makes
     their sum closest to ``mixture (channels, time)`` (least squares).
 
-    A model trained on a scale-invariant loss computed per channel (SI-SDR) gets each channel's
-    waveform right but not its level or even its sign (SI-SDR scores ``-s`` as well as ``s``):
-    the left and right channels of a stem may come out with opposite signs. The mixture fixes
+    A model trained on a scale-invariant loss (SI-SDR) gets each stem's waveform right but not its
+    level or even its sign (SI-SDR scores ``-s`` as well as ``s``); computed per channel, the
+    left and right channels of a stem may even come out with opposite signs. The mixture fixes
     both, since the stems must sum to it in every channel.
     """
     out = stems.clone()
@@ -257,8 +257,10 @@ class Separator:
         consistency: with an ``other`` stem, put what the stems miss into it, so that the stems sum
             to the input (off by default: see the module docstring).
         fit_gains: scale each segment's stems to fit the mixture (:func:`fit_gains`), for models
-            trained on a per-channel scale-invariant loss; only when the stems include ``other``.
-            Default: what the weights file asks for (``separator.fit_gains`` in its info).
+            trained on a scale-invariant loss; only when the stems include ``other``. Default:
+            what the weights or checkpoint say (:func:`wavesep.pretrained.separator_options`: their
+            own ``separator.fit_gains``, else on when every term of their training loss is
+            scale-invariant).
         precision: ``float32``, ``bfloat16`` (autocast: the dilated stacks in bfloat16; a
             latent-wavenet keeps its encoder, decoder and STFT paths in float32), or ``auto``
             (default): bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX) for an
