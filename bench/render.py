@@ -91,7 +91,7 @@ def _synthesis_seconds(path: Path) -> float:
         _RENDERER = Renderer(settings=RenderSettings())
     song = read_song(path)
     with _RENDERER.synth(len(song.instruments)) as synth:
-        raw, _ = _synthesize(song, synth, _RENDERER.settings)
+        raw = _synthesize(song, synth, _RENDERER.settings)[0]
     return raw.shape[-1] / 44100
 
 

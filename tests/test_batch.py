@@ -99,6 +99,35 @@ def test_a_dataset_refuses_songs_rendered_differently(corpus, tmp_path):
         render_dataset(corpus, tmp_path / "ds", settings=RenderSettings(stem_lufs=-20.0), progress=False)
 
 
+def test_drum_kits_are_a_dataset_setting(corpus, tmp_path, capsys):
+    args = ["render", str(corpus), "--out", str(tmp_path / "ds"), "--workers", "1"]
+    assert main(args + ["--drum-kits", "gm"]) == 0
+    songs = [json.loads(p.read_text()) for p in (tmp_path / "ds").glob("*/*/metadata.json")]
+    assert all(song["render"]["drum_kits"] == [0, 8, 16, 24, 25, 32, 40, 48] for song in songs)
+    kits = [info["drum_kit"] for song in songs for info in song["stems"].values() if info["is_drum"]]
+    assert kits and set(kits) <= {0, 8, 16, 24, 25, 32, 40, 48}
+    capsys.readouterr()
+    assert main(args + ["--drum-kits", "0,8,16,24,25,32,40,48"]) == 0  # the same list: resumed
+    assert "skipped 4" in capsys.readouterr().out
+    assert main(args) == 1  # the MIDI's own kits: another dataset
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "drum_kits [0, 8, 16, 24, 25, 32, 40, 48] there, [] asked" in err
+    with pytest.raises(SystemExit):
+        main(args + ["--drum-kits", "808"])
+    assert "drum kits must be preset numbers 0-127" in capsys.readouterr().err
+
+
+def test_a_dataset_recorded_before_drum_kits_resumes(corpus, tmp_path):
+    render_dataset(corpus, tmp_path / "ds", progress=False)
+    record = tmp_path / "ds" / "wavesep-dataset.json"
+    settings = json.loads(record.read_text())
+    del settings["drum_kits"]
+    record.write_text(json.dumps(settings))
+    assert render_dataset(corpus, tmp_path / "ds", progress=False).count("skipped") == 4
+    with pytest.raises(RenderSetupError, match=r"drum_kits \[\] there, \[25\] asked"):
+        render_dataset(corpus, tmp_path / "ds", settings=RenderSettings(drum_kits=(25,)), progress=False)
+
+
 def test_rerun_skips_finished_songs(corpus, tmp_path):
     first = render_dataset(corpus, tmp_path / "ds", progress=False)
     again = render_dataset(corpus, tmp_path / "ds", progress=False)

@@ -183,6 +183,52 @@ def test_settings_are_checked():
         RenderSettings(tail_s=-1)
     with pytest.raises(ValueError, match="8000-96000"):
         RenderSettings(sample_rate=4000)
+    with pytest.raises(ValueError, match="drum kits must be preset numbers 0-127"):
+        RenderSettings(drum_kits=(0, 128))
+
+
+def _drums(rendered):
+    (index,) = [i for i, instrument in enumerate(rendered.instruments) if instrument.is_drum]
+    return rendered.stems[index].ravel(), rendered.stem_info[index]
+
+
+def _correlation(a, b):
+    n = min(len(a), len(b))
+    return np.corrcoef(a[:n], b[:n])[0, 1]
+
+
+def test_drum_kits_drawn_per_song_replace_the_midis_kit(tmp_path):
+    from wavesep.synth.render import GM_DRUM_KITS, drum_kit_draw
+
+    settings = RenderSettings(tail_s=0.5)
+    song = read_song(band_song(tmp_path / "a.mid", beats=4))
+    standard, standard_info = _drums(Renderer(settings=settings).render(song))
+    assert "drum_kit" not in standard_info
+    eight_o_eight = Renderer(settings=RenderSettings(tail_s=0.5, drum_kits=(25,))).render(song)
+    drums, info = _drums(eight_o_eight)
+    assert info["drum_kit"] == 25 and not info["preset_missing"]
+    assert _correlation(drums, standard) < 0.9  # another kit is heard
+    # The other stems are untouched (up to the common gain).
+    plain = Renderer(settings=settings).render(song)
+    for ours, theirs, instrument in zip(eight_o_eight.stems, plain.stems, plain.instruments):
+        if not instrument.is_drum:
+            assert _correlation(ours.ravel(), theirs.ravel()) > 0.9999
+    # A kit the MIDI selects gives way to the drawn one: Standard asked, TR-808 heard.
+    track = part(9, 25, [(i * TICKS, TICKS // 2, 36) for i in range(4)])
+    asks_808 = read_song(save(tmp_path / "808.mid", [conductor(), track]))
+    asks_standard = read_song(save(tmp_path / "std.mid", [conductor(), part(9, 0, [(i * TICKS, TICKS // 2, 36)
+                                                                                    for i in range(4)])]))
+    heard = _drums(Renderer(settings=RenderSettings(tail_s=0.5, drum_kits=(0,))).render(asks_808))[0]
+    assert _correlation(heard, _drums(Renderer(settings=settings).render(asks_standard))[0]) > 0.9999
+    assert _correlation(heard, _drums(Renderer(settings=settings).render(asks_808))[0]) < 0.9
+    # The draw depends on the song and the instrument only, and reaches every kit over songs.
+    assert drum_kit_draw(song, song.instruments[0], GM_DRUM_KITS) == drum_kit_draw(
+        read_song(tmp_path / "a.mid"), song.instruments[0], GM_DRUM_KITS)
+    drawn = set()
+    for beats in range(2, 40):
+        other = read_song(band_song(tmp_path / f"b{beats}.mid", beats=beats))
+        drawn.add(drum_kit_draw(other, other.instruments[0], GM_DRUM_KITS))
+    assert drawn == set(GM_DRUM_KITS)
 
 
 SECOND_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # installed by scripts/setup.sh

@@ -26,6 +26,20 @@ def _program_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _kit_list(text: str) -> tuple[int, ...]:
+    from wavesep.synth.render import GM_DRUM_KITS
+
+    if text.strip().lower() == "gm":
+        return GM_DRUM_KITS
+    try:
+        kits = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"drum kits: comma-separated preset numbers or gm, got {text!r}") from None
+    if not all(0 <= kit <= 127 for kit in kits):
+        raise argparse.ArgumentTypeError(f"drum kits must be preset numbers 0-127, got {text!r}")
+    return kits
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavesep",
@@ -66,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--soundfont", type=Path, action="append",
                         help="an .sf2 or .sf3 file (default: FluidR3_GM); given several times, each instrument "
                              "of each song plays from one of them, drawn per song and instrument")
+    render.add_argument("--drum-kits", type=_kit_list, default=(), metavar="K,K,...|gm",
+                        help="each drum instrument plays a kit (bank 128 preset) drawn per song and instrument "
+                             "from these, whatever kit the MIDI asks for; gm: the 8 General MIDI kits "
+                             "(Standard, Room, Power, Electronic, TR-808, Jazz, Brush, Orchestra)")
     render.add_argument("--sample-rate", type=int, default=44100)
     render.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     render.add_argument("--shard", default="1/1", metavar="K/N", help="render only shard K of N (default 1/1)")
@@ -266,7 +284,8 @@ def cmd_index(args) -> int:
 def _render_settings(args):
     from wavesep.synth.render import RenderSettings
 
-    return RenderSettings(sample_rate=args.sample_rate, tail_s=args.tail, stem_lufs=args.stem_lufs)
+    return RenderSettings(sample_rate=args.sample_rate, tail_s=args.tail, stem_lufs=args.stem_lufs,
+                          drum_kits=args.drum_kits)
 
 
 def cmd_render(args) -> int:

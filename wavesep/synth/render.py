@@ -59,8 +59,13 @@ class RenderSettings:
     silence_dbfs: float = -90.0  # a stem whose raw peak is below this is dropped as silent
     max_stem_seconds: float = 7200.0  # instruments x seconds; bounds memory (~2.5 GB at 44.1 kHz)
     polyphony: int = 1024  # voices before FluidSynth steals one; all instruments share them
+    # Drum kits (bank 128 presets) to draw from: each drum instrument of a song plays one of them,
+    # drawn per song and instrument, whatever kit its MIDI asks for. Empty: the MIDI's kits.
+    drum_kits: tuple[int, ...] = ()
 
     def __post_init__(self):
+        if any(not isinstance(kit, int) or not 0 <= kit <= 127 for kit in self.drum_kits):
+            raise ValueError(f"drum kits must be preset numbers 0-127, got {list(self.drum_kits)}")
         if not 8000 <= self.sample_rate <= 96000:
             raise ValueError(f"sample rate must be 8000-96000 Hz (FluidSynth's range), got {self.sample_rate}")
         if self.tail_s < 0:
@@ -129,10 +134,23 @@ class Renderer:
         self._keeper.close()
 
 
+GM_DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)
+"""The General MIDI 2 drum kits: Standard, Room, Power, Electronic, TR-808, Jazz, Brush, Orchestra."""
+
+
 def soundfont_draw(song: Song, instrument: Instrument, n_soundfonts: int) -> int:
     """Which of ``n_soundfonts`` SoundFonts an instrument of a song is drawn to play from."""
-    digest = hashlib.sha256(f"{song.sha256}:{instrument.id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % n_soundfonts
+    return _draw(f"{song.sha256}:{instrument.id}", n_soundfonts)
+
+
+def drum_kit_draw(song: Song, instrument: Instrument, kits: Sequence[int]) -> int:
+    """Which of ``kits`` a drum instrument of a song is drawn to play (independent of its SoundFont)."""
+    return kits[_draw(f"{song.sha256}:{instrument.id}:kit", len(kits))]
+
+
+def _draw(key: str, n: int) -> int:
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
 
 
 def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = RenderSettings()) -> RenderedSong:
@@ -144,7 +162,7 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
         ValueError: the song has more instruments than the synthesizer has channels, is over
             ``settings.max_stem_seconds``, or renders silent.
     """
-    raw, fonts, missing = _synthesize(song, synth, settings)  # (instruments, 2, frames), a SoundFont each
+    raw, fonts, missing, kits = _synthesize(song, synth, settings)  # (instruments, 2, frames), a SoundFont each
     guard_denormals(raw)  # cheaper than a guarded copy per loudness measurement
     sample_rate = settings.sample_rate
     kept, info, dropped, peaks = [], [], [], []
@@ -161,6 +179,7 @@ def render_song(song: Song, synth: fluidsynth.Synth, settings: RenderSettings = 
             "notes": song.notes_per_instrument[index],
             "soundfont": str(synth.soundfonts[fonts[index]]),
             "preset_missing": index in missing,
+            **({"drum_kit": kits[index]} if index in kits else {}),
             "gain_db": settings.stem_lufs - loudness,
         })
     if not kept:
@@ -203,10 +222,11 @@ def _normalise(stems: np.ndarray, gains: np.ndarray, peaks: np.ndarray, peak_dbf
 
 
 def _synthesize(song: Song, synth: fluidsynth.Synth,
-                settings: RenderSettings) -> tuple[np.ndarray, list[int], set[int]]:
+                settings: RenderSettings) -> tuple[np.ndarray, list[int], set[int], dict[int, int]]:
     """Raw float stems straight from the synthesizer, tails included, before any gain; the
-    SoundFont each instrument played from (an index into ``synth.soundfonts``), and the
-    instruments none of them had a preset for."""
+    SoundFont each instrument played from (an index into ``synth.soundfonts``), the
+    instruments none of them had a preset for, and the kit drawn for each drum instrument
+    (by channel; empty without ``settings.drum_kits``)."""
     n = len(song.instruments)
     if n > synth.n_channels:
         raise ValueError(f"{n} instruments, more than the synthesizer's {synth.n_channels} channels")
@@ -218,9 +238,11 @@ def _synthesize(song: Song, synth: fluidsynth.Synth,
         )
     sample_rate = synth.sample_rate
     fonts, missing = [], set()
+    kits = {channel: drum_kit_draw(song, instrument, settings.drum_kits)
+            for channel, instrument in enumerate(song.instruments) if instrument.is_drum and settings.drum_kits}
     for channel, instrument in enumerate(song.instruments):
         drawn = soundfont_draw(song, instrument, len(synth.soundfonts))
-        font, found = _select_program(synth, channel, instrument, drawn)
+        font, found = _select_program(synth, channel, instrument, drawn, kits.get(channel, 0))
         fonts.append(font)
         if not found:
             missing.add(channel)
@@ -231,6 +253,8 @@ def _synthesize(song: Song, synth: fluidsynth.Synth,
         frame = min(int(round(event.time_s * sample_rate)), total)
         synth.render_into(out, position, frame - position)
         position = max(position, frame)
+        if event.kind == EventKind.PROGRAM and event.instrument in kits:
+            continue  # the drawn kit plays, not the one the MIDI asks for
         _send(synth, event)
     # Release tails: render until every voice is silent, at most tail_s.
     block = 1024
@@ -241,14 +265,16 @@ def _synthesize(song: Song, synth: fluidsynth.Synth,
     if synth.active_voices > 0:  # cut at the cap: fade out the last 50 ms instead of clicking
         fade = min(position, int(0.05 * sample_rate))
         out[:, :, position - fade : position] *= np.linspace(1, 0, fade, dtype=np.float32)
-    return out[:, :, :position], fonts, missing
+    return out[:, :, :position], fonts, missing, kits
 
 
-def _select_program(synth: fluidsynth.Synth, channel: int, instrument: Instrument, drawn: int) -> tuple[int, bool]:
-    """Set the instrument's program on its channel from the drawn SoundFont, or from the next one
-    that has the preset; returns that SoundFont's index and True. When none has it, the drawn one's
-    and False: the channel then plays its first preset of the bank, and the stem's metadata says so."""
-    program = 0 if instrument.is_drum else instrument.program  # drum kit 0: Standard
+def _select_program(synth: fluidsynth.Synth, channel: int, instrument: Instrument, drawn: int,
+                    kit: int = 0) -> tuple[int, bool]:
+    """Set the instrument's program (a drum instrument's: ``kit``, 0 being Standard) on its channel
+    from the drawn SoundFont, or from the next one that has the preset; returns that SoundFont's
+    index and True. When none has it, the drawn one's and False: the channel then plays its first
+    preset of the bank, and the stem's metadata says so."""
+    program = kit if instrument.is_drum else instrument.program
     n = len(synth.soundfonts)
     for font in [(drawn + k) % n for k in range(n)]:
         if synth.set_program(channel, program, drum=instrument.is_drum, font=font):

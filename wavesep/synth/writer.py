@@ -138,16 +138,20 @@ def soundfont_record(soundfonts: list[Path]) -> dict:
     return {"soundfont": paths[0]} if len(paths) == 1 else {"soundfonts": paths}
 
 
+LATER_SETTINGS = {"drum_kits": []}
+"""Render settings added after datasets were recorded, with the value those datasets were rendered with."""
+
+
 def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: RenderSettings, audio_format: str):
     """Record how a dataset is rendered, or refuse to add songs rendered differently to it.
 
     Raises:
         ValueError: the dataset was rendered with other settings; naming them.
     """
-    wanted = {
+    wanted = json.loads(json.dumps({  # as the file holds it: tuples are lists there
         **soundfont_record([path.resolve() for path in soundfonts]), "audio_format": audio_format,
         **{k: v for k, v in asdict(settings).items() if k != "max_stem_seconds"},  # a cap, not a setting
-    }
+    }))
     path = dataset / DATASET_SETTINGS
     if not path.exists():
         tmp = path.with_name(path.name + ".tmp")
@@ -158,6 +162,8 @@ def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: Rend
         recorded = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable ({error})") from None
+    for key, value in LATER_SETTINGS.items():  # a dataset recorded before a setting existed had its default
+        recorded.setdefault(key, value)
     keys = set(wanted) | ({"soundfont", "soundfonts"} & set(recorded))
     different = [f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} asked" for key in sorted(keys)
                  if recorded.get(key) != wanted.get(key)]
