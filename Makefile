@@ -23,11 +23,14 @@ bench: setup
 
 # The training data of the default model and of bench/quality.py's runs: 300 procedural songs
 # (seed 7; the quality benchmark tests on seed 4242, the tests and the demo use 2026), rendered
-# with FluidR3_GM. Both steps resume: existing songs are kept.
+# with FluidR3_GM. Both steps resume: existing songs are kept. DRUM_KITS=gm renders each song's
+# drums with one of the eight GM kits (into another DATA: a dataset keeps its settings).
 DATA ?= data/default
+DRUM_KITS ?=
 training-data: setup
 	$(VENV)/bin/wavesep midi generate --out $(DATA)/midi --songs 300 --seed 7
-	$(VENV)/bin/wavesep render $(DATA)/midi --out $(DATA)/dataset --workers $$(nproc)
+	$(VENV)/bin/wavesep render $(DATA)/midi --out $(DATA)/dataset --workers $$(nproc) \
+		$(if $(DRUM_KITS),--drum-kits $(DRUM_KITS))
 
 # Reproduce the shipped default model (training on one CPU thread, registration): see the README.
 default-model: training-data

@@ -274,6 +274,7 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         if data := t.get("training_data"):  # what it learned from (runs older than this record have none)
             fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
             budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""
+            budget += f", {len(data['drum_kits'])} drum kits" if data.get("drum_kits") else ""
         lines.append(f"| {name} ({row['model']}) | " + " | ".join(cells(summary["model"])) +
                      f" | {row['parameters'] / 1e6:.2f} M | {row['rtf']:.3f}{separated_in} | {budget} |")
     for bound in ("mixture", "oracle IRM"):

@@ -109,7 +109,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
                                                      "skip_channels": 8, "stacks": 1, "blocks": 2})
         run = runs / quality.run_name("seed4", "wavesep", seed)
         run.mkdir(parents=True)
-        data = {"source": "ds", "songs": 232, "hours": 3.04, "soundfonts": ["FluidR3_GM.sf2", "MuseScore_General.sf3"]}
+        data = {"source": "ds", "songs": 232, "hours": 3.04, "soundfonts": ["FluidR3_GM.sf2", "MuseScore_General.sf3"],
+                "drum_kits": [0, 16, 25]}
         training = {"step": 10, "training_data": data} if seed else None
         save_atomic(checkpoint_payload(model, {}, training), run / "best.pt")
         if seed:  # the run went on past its best checkpoint
@@ -127,7 +128,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
     assert line.endswith(f"| {sum(scores) / 2:+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] (2 runs) |")
     seed1 = next(line for line in out.with_suffix(".md").read_text().splitlines() if "| wavesep seed 1 (" in line)
     # the whole run's budget, where its best checkpoint was, and its training data
-    assert seed1.endswith("| 25 steps, 8.0 CPU min (best at step 10); 232 songs, 3.0 h, FluidR3_GM + MuseScore_General |")
+    assert seed1.endswith("| 25 steps, 8.0 CPU min (best at step 10); 232 songs, 3.0 h, FluidR3_GM + MuseScore_General, "
+                          "3 drum kits |")
     args = ["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--systems", "conv-tasnet",
             "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "", "--rtf-seconds", "1", "--threads", "1"]
     assert quality.main(args) == 0  # no conv-tasnet run: wavesep's rows stay as they were

@@ -57,6 +57,21 @@ def test_tiny_training_lowers_the_loss_and_raises_validation_si_sdr(corpus, tmp_
                                         "hours": pytest.approx(hours, abs=1e-3), "soundfonts": ["FluidR3_GM.sf2"]}
 
 
+def test_the_drum_kits_a_dataset_was_rendered_with_are_recorded(corpus, tmp_path):
+    import shutil
+
+    from wavesep.synth.writer import DATASET_SETTINGS
+    from wavesep.train.data import describe_data, make_train_dataset
+
+    source = tmp_path / "dataset"
+    shutil.copytree(corpus["dataset"], source)
+    config = tiny(source)
+    assert "drum_kits" not in describe_data(config, source, make_train_dataset(config, source))
+    settings = json.loads((source / DATASET_SETTINGS).read_text())
+    (source / DATASET_SETTINGS).write_text(json.dumps({**settings, "drum_kits": [0, 25]}))
+    assert describe_data(config, source, make_train_dataset(config, source))["drum_kits"] == [0, 25]
+
+
 class Crash(Exception):
     """A process dying mid-run, without any chance to save."""
 

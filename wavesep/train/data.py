@@ -106,8 +106,9 @@ def make_train_dataset(config: Config, source: Path) -> TrainChunks | StreamingC
 
 
 def describe_data(config: Config, source: Path, dataset) -> dict:
-    """What a run trains on, for its provenance: a rendered dataset's training songs, hours and
-    SoundFonts (from its wavesep-dataset.json); for streamed MIDI, the source and SoundFont."""
+    """What a run trains on, for its provenance: a rendered dataset's training songs, hours,
+    SoundFonts and drum kits (from its wavesep-dataset.json); for streamed MIDI, the source and
+    SoundFont."""
     if not isinstance(dataset, TrainChunks):
         soundfonts = config.data.soundfont or "default"
         soundfonts = [soundfonts] if isinstance(soundfonts, str) else soundfonts
@@ -116,10 +117,11 @@ def describe_data(config: Config, source: Path, dataset) -> dict:
         settings = json.loads((source / DATASET_SETTINGS).read_text())
         soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
     except (OSError, ValueError, KeyError):  # a dataset assembled by other means
-        soundfonts = []
+        settings, soundfonts = {}, []
+    kits = settings.get("drum_kits") or []  # the drum kits drawn (`wavesep render --drum-kits`), if any
     return {"source": str(source), "songs": len(dataset.songs),
             "hours": round(sum(song.duration_s for song in dataset.songs) / 3600, 3),
-            "soundfonts": [Path(path).name for path in soundfonts]}
+            "soundfonts": [Path(path).name for path in soundfonts], **({"drum_kits": kits} if kits else {})}
 
 
 def _loader(dataset, config: Config) -> torch.utils.data.DataLoader:
