@@ -27,7 +27,7 @@ def _program_list(text: str) -> list[int]:
 
 
 def _kit_list(text: str) -> tuple[int, ...]:
-    from wavesep.synth.render import GM_DRUM_KITS
+    from wavesep.synth.render import GM_DRUM_KITS, RenderSettings
 
     if text.strip().lower() == "gm":
         return GM_DRUM_KITS
@@ -35,9 +35,10 @@ def _kit_list(text: str) -> tuple[int, ...]:
         kits = tuple(int(item) for item in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"drum kits: comma-separated preset numbers or gm, got {text!r}") from None
-    if not all(0 <= kit <= 127 for kit in kits):
-        raise argparse.ArgumentTypeError(f"drum kits must be preset numbers 0-127, got {text!r}")
-    return kits
+    try:
+        return RenderSettings(drum_kits=kits).drum_kits  # its check, said at parse time
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,8 +138,8 @@ def soundfont_record(soundfonts: list[Path]) -> dict:
     return {"soundfont": paths[0]} if len(paths) == 1 else {"soundfonts": paths}
 
 
-LATER_SETTINGS = {"drum_kits": []}
-"""Render settings added after datasets were recorded, with the value those datasets were rendered with."""
+LATER_SETTINGS = ("drum_kits",)
+"""Render settings added after datasets were recorded: those datasets were rendered with their default."""
 
 
 def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: RenderSettings, audio_format: str):
@@ -162,8 +162,9 @@ def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: Rend
         recorded = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable ({error})") from None
-    for key, value in LATER_SETTINGS.items():  # a dataset recorded before a setting existed had its default
-        recorded.setdefault(key, value)
+    defaults = json.loads(json.dumps(asdict(RenderSettings())))
+    for key in LATER_SETTINGS:  # a dataset recorded before a setting existed had its default
+        recorded.setdefault(key, defaults[key])
     keys = set(wanted) | ({"soundfont", "soundfonts"} & set(recorded))
     different = [f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} asked" for key in sorted(keys)
                  if recorded.get(key) != wanted.get(key)]
