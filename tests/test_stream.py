@@ -14,7 +14,7 @@ import wavesep.data.stream
 from wavesep.data.filters import ChunkFilter
 from wavesep.data.sharding import Shard
 from wavesep.data.stream import StreamingChunks
-from wavesep.synth.render import Renderer
+from wavesep.synth.render import Renderer, RenderSettings
 
 # --- streaming ---------------------------------------------------------------------------------
 
@@ -105,6 +105,23 @@ def test_streaming_epochs_differ_and_resume_by_seed(corpus):
     # A DataLoader worker iterates a copy: set_epoch chooses the epoch it plays.
     again.set_epoch(1)
     assert epoch_of(torch.utils.data.DataLoader(again, batch_size=None, num_workers=1)) == second
+
+
+def test_streaming_renders_with_its_settings_drum_kits_included(corpus):
+    """Another drum kit changes the drums alone: the same chunks, the other stems as before (up to
+    the song's common gain)."""
+    def chunks(settings):
+        return list(StreamingChunks([corpus["midi"]["alpha"]], "band", 11025, filter=None, pool_size=1,
+                                    epochs=1, seed=0, render_settings=settings))
+
+    standard, eight_o_eight = chunks(None), chunks(RenderSettings(drum_kits=(25,)))
+    assert len(standard) == len(eight_o_eight) > 4
+    drums = [np.corrcoef(a[1][0].ravel(), b[1][0].ravel())[0, 1]
+             for a, b in zip(standard, eight_o_eight) if a[1][0].abs().amax() > 0]
+    assert drums and max(drums) < 0.5
+    others = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for (_, ours), (_, theirs) in zip(eight_o_eight, standard)
+              for a, b in zip(ours[1:], theirs[1:]) if b.abs().amax() > 1e-3]
+    assert len(others) > 20 and min(others) > 0.99
 
 
 def test_streaming_skips_a_song_that_raises_anything(corpus, monkeypatch):

@@ -241,6 +241,10 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     (["--set", "data.augment_repitch=-1"], "data.augment_repitch must be >= 0, got -1"),
     (["--set", "training.ema=1"], "training.ema must be in [0, 1), got 1"),
     (["--set", "data.soundfont=3"], "data.soundfont must be str or a list, got 3"),
+    (["--set", "data.mode=stream", "--set", "data.drum_kits=x"],
+     "data.drum_kits: drum kits are comma-separated preset numbers or gm, got 'x'"),
+    (["--set", "data.mode=stream", "--set", "data.drum_kits=[0, 128]"], "drum kits must be preset numbers 0-127"),
+    (["--set", "data.drum_kits=gm"], "data.drum_kits is for stream mode; a rendered dataset has the kits"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert main(["train", str(TINY), "--run-dir", str(tmp_path / "run"), "--no-progress", *args]) == 1
@@ -281,15 +285,18 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
 SEVERAL_SOUNDFONTS = "[/usr/share/sounds/sf2/FluidR3_GM.sf2, /usr/share/sounds/sf2/TimGM6mb.sf2]"
 
 
-@pytest.mark.parametrize("soundfont", [None, SEVERAL_SOUNDFONTS])
-def test_streaming_mode_trains_from_midi(corpus, tmp_path, soundfont):
-    """With one SoundFont (the default) or several, each instrument drawn to one of them."""
+@pytest.mark.parametrize(("soundfont", "drum_kits"), [(None, None), (SEVERAL_SOUNDFONTS, "gm")])
+def test_streaming_mode_trains_from_midi(corpus, tmp_path, soundfont, drum_kits):
+    """With one SoundFont (the default) or several, each instrument drawn to one of them, and with
+    the MIDI's drum kits or the eight GM kits drawn per song (recorded with the run)."""
     config = tiny(corpus["index"], "data.mode=stream", "training.steps=3", "data.pool_size=4", "data.workers=1",
-                  *([f"data.soundfont={soundfont}"] if soundfont else []))
+                  *([f"data.soundfont={soundfont}"] if soundfont else []),
+                  *([f"data.drum_kits={drum_kits}"] if drum_kits else []))
     result = train(config, tmp_path / "run", progress=False)
     assert result.step == 3 and result.best_step is not None
     data = read_checkpoint(tmp_path / "run" / "best.pt")["training"]["training_data"]
     assert data["soundfonts"] == (["FluidR3_GM.sf2", "TimGM6mb.sf2"] if soundfont else ["default"])
+    assert data.get("drum_kits") == ([0, 8, 16, 24, 25, 32, 40, 48] if drum_kits else None)
 
 
 def test_a_finished_trainer_is_freed_at_once(corpus, tmp_path):

@@ -27,16 +27,10 @@ def _program_list(text: str) -> list[int]:
 
 
 def _kit_list(text: str) -> tuple[int, ...]:
-    from wavesep.synth.render import GM_DRUM_KITS, RenderSettings
+    from wavesep.synth.render import parse_drum_kits
 
-    if text.strip().lower() == "gm":
-        return GM_DRUM_KITS
     try:
-        kits = tuple(int(item) for item in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"drum kits: comma-separated preset numbers or gm, got {text!r}") from None
-    try:
-        return RenderSettings(drum_kits=kits).drum_kits  # its check, said at parse time
+        return parse_drum_kits(text)  # checked at parse time
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

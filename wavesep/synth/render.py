@@ -138,6 +138,22 @@ GM_DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)
 """The General MIDI 2 drum kits: Standard, Room, Power, Electronic, TR-808, Jazz, Brush, Orchestra."""
 
 
+def parse_drum_kits(kits: str | int | Sequence[int]) -> tuple[int, ...]:
+    """Drum kits as ``wavesep render --drum-kits`` and ``data.drum_kits`` take them: ``"gm"`` (the
+    eight General MIDI kits), comma-separated preset numbers (``"0,25"``), one number, a sequence of
+    them, or ``""`` for none (the kit the MIDI asks for). A ValueError says what is wrong."""
+    if isinstance(kits, str):
+        if kits.strip().lower() == "gm":
+            return GM_DRUM_KITS
+        try:
+            kits = [int(item) for item in kits.split(",")] if kits.strip() else []
+        except ValueError:
+            raise ValueError(f"drum kits are comma-separated preset numbers or gm, got {kits!r}") from None
+    if isinstance(kits, int):
+        kits = [kits]
+    return RenderSettings(drum_kits=tuple(kits)).drum_kits  # its check, one rule for every caller
+
+
 def soundfont_draw(song: Song, instrument: Instrument, n_soundfonts: int) -> int:
     """Which of ``n_soundfonts`` SoundFonts an instrument of a song is drawn to play from."""
     return _draw(f"{song.sha256}:{instrument.id}", n_soundfonts)

@@ -19,6 +19,7 @@ from wavesep.instruments import get_stem_set
 from wavesep.losses import LossMix
 from wavesep.models import model_config
 from wavesep.models.base import INFORMED_BY, SETTINGS
+from wavesep.synth.render import parse_drum_kits
 from wavesep.typed import is_number, load_yaml, typed
 
 
@@ -56,6 +57,9 @@ class DataSection:
     # stream mode: a SoundFont, or a list of them to draw one per song and instrument (see wavesep
     # render); empty for the default one
     soundfont: str | tuple[str, ...] = ""
+    # stream mode: each drum instrument plays a kit drawn per song and instrument, as wavesep render
+    # --drum-kits: "gm" (the 8 General MIDI kits) or preset numbers; empty for the kit the MIDI asks for
+    drum_kits: str | int | tuple[int, ...] = ""
     valid_segment_s: float = 3.0  # validation chunk length
     valid_max_chunks: int = 32  # validation chunks, spread evenly over the valid split
 
@@ -131,6 +135,13 @@ class Config:
             raise ValueError(f"config: training.ema must be in [0, 1), got {t.ema}")
         if not 0 <= d.augment_lowpass <= 1:
             raise ValueError(f"config: data.augment_lowpass must be in [0, 1], got {d.augment_lowpass}")
+        try:
+            kits = parse_drum_kits(d.drum_kits)
+        except ValueError as error:
+            raise ValueError(f"config: data.drum_kits: {error}") from None  # the same rule as render's
+        if kits and d.mode != "stream":
+            raise ValueError("config: data.drum_kits is for stream mode; a rendered dataset has the kits "
+                             "it was rendered with (wavesep render --drum-kits)")
         if len(o.betas) != 2 or not all(is_number(b) and 0 <= b < 1 for b in o.betas):
             raise ValueError(f"config: optim.betas must be two numbers in [0, 1), got {o.betas}")
         try:

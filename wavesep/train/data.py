@@ -23,6 +23,7 @@ import torch
 from wavesep.data import Augmentation, ChunkFilter, StemDataset, StreamingChunks, TrainChunks
 from wavesep.midi.generate import generate_songs
 from wavesep.midi.index import INDEX_FORMAT, build_index
+from wavesep.synth.render import RenderSettings, parse_drum_kits
 from wavesep.synth.writer import DATASET_SETTINGS
 from wavesep.train.config import Config
 
@@ -102,17 +103,24 @@ def make_train_dataset(config: Config, source: Path) -> TrainChunks | StreamingC
                            channels=d.channels, exclude_unnamed=d.exclude_unnamed, filter=_filter(config),
                            pool_size=d.pool_size, reuse=d.reuse, max_chunks_per_song=d.max_chunks_per_song,
                            augmentation=_augmentation(config), seed=t.seed, epochs=1,
-                           soundfont=d.soundfont or None)
+                           soundfont=d.soundfont or None, render_settings=_render_settings(config))
+
+
+def _render_settings(config: Config) -> RenderSettings:
+    """How stream mode renders its MIDI: the defaults at the data's sample rate, with its drum kits."""
+    return RenderSettings(sample_rate=config.data.sample_rate, drum_kits=parse_drum_kits(config.data.drum_kits))
 
 
 def describe_data(config: Config, source: Path, dataset) -> dict:
     """What a run trains on, for its provenance: a rendered dataset's training songs, hours,
-    SoundFonts and drum kits (from its wavesep-dataset.json); for streamed MIDI, the source and
-    SoundFont."""
+    SoundFonts and drum kits (from its wavesep-dataset.json); for streamed MIDI, the source,
+    SoundFonts and drum kits."""
     if not isinstance(dataset, TrainChunks):
         soundfonts = config.data.soundfont or "default"
         soundfonts = [soundfonts] if isinstance(soundfonts, str) else soundfonts
-        return {"source": str(source), "soundfonts": [Path(path).name for path in soundfonts]}
+        kits = list(parse_drum_kits(config.data.drum_kits))
+        return {"source": str(source), "soundfonts": [Path(path).name for path in soundfonts],
+                **({"drum_kits": kits} if kits else {})}
     try:
         settings = json.loads((source / DATASET_SETTINGS).read_text())
         soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
@@ -220,7 +228,8 @@ def make_valid_set(config: Config, source: Path) -> Sequence[tuple[torch.Tensor,
     stream = StreamingChunks(source, d.stem_set, segment_s=d.valid_segment_s, split="valid", sample_rate=d.sample_rate,
                              channels=d.channels, exclude_unnamed=d.exclude_unnamed, filter=None, pool_size=1,
                              reuse=1, max_chunks_per_song=max(1, limit // 4), seed=0, epochs=1,
-                             soundfont=d.soundfont or None, rank=0, world_size=1)
+                             soundfont=d.soundfont or None, render_settings=_render_settings(config),
+                             rank=0, world_size=1)
     chunks = []
     for mixture, stems in stream:
         if stems.abs().amax() > 0:
