@@ -233,6 +233,21 @@ def test_latent_wavenet_spectral_output_corrects_only_up_to_its_highest_frequenc
     assert low > 1e-4 and high < 1e-6 * low  # the Hann window's leakage: -77 dB here
 
 
+def test_latent_wavenet_spectral_output_gives_each_output_its_own_gains_on_each_channel():
+    """Output k's bins scaled by k + 1, the others by nothing: output k is (k + 1) times the
+    mixture, channel by channel (the STFT inverts exactly away from the edges), in every batch item."""
+    model = small_model("latent-wavenet", spectral_output=64)
+    path = model.spectral_output
+    torch.nn.init.zeros_(path.gains[1].weight)
+    with torch.no_grad():
+        path.gains[1].bias.copy_(torch.arange(1.0, len(SOURCES) + 1).repeat_interleave(path.bins))
+        mixture = torch.randn(3, 2, 800)  # every item and channel different
+        features = torch.randn(3, model.config.skip_channels, 800 // model.config.stride)
+        out = path(mixture, features).view(3, len(SOURCES), 2, 800)
+    for k in range(len(SOURCES)):
+        torch.testing.assert_close(out[:, k, :, 64:-64], (k + 1) * mixture[..., 64:-64], atol=1e-5, rtol=1e-5)
+
+
 def test_latent_wavenet_level_input_marks_onsets_whatever_the_loudness():
     """A frame's level against the frames around it: a step up in energy stands out where it
     happens, steady frames give nothing, and scaling the mixture changes nothing."""
@@ -270,10 +285,10 @@ def test_condition_values_are_checked():
 
 
 def test_latent_wavenet_under_cpu_bfloat16_autocast_matches_float32():
-    """Forward and backward, with a spectral input and output: its 128-tap encoder and decoder run
-    in float32, since oneDNN's bfloat16 convolutions with such kernels return garbage on CPUs with
-    AMX (torch 2.13), which made bfloat16 training learn nothing (the decoder's backward pass is
-    such a convolution)."""
+    """Forward and backward, with a spectral input and output: its 128-tap encoder runs in float32
+    and its decoder is a matrix product, since oneDNN's bfloat16 convolutions with such kernels
+    return garbage on CPUs with AMX (torch 2.13), which made bfloat16 training learn nothing while
+    the decoder was a transposed convolution (its backward pass is such a convolution)."""
     torch.manual_seed(0)
     config = {"stride": 64, "window": 128, "basis": 64, "channels": 16, "skip_channels": 16, "stacks": 1, "blocks": 3,
               "spectral_ffts": [512], "spectral_output": 512}
