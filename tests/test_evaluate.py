@@ -116,3 +116,29 @@ def test_a_blind_model_is_scored_with_silence_for_what_it_drops(corpus):
     results = evaluate(Separator(model.eval()), corpus["dataset"] / "train", max_songs=1, bss=False)
     assert all(cell["SI-SDR"]["mean"] == -100.0 for stem, cell in results["summary"]["model"].items())
     assert tiny_model().spec.setting == "fixed"
+
+
+def test_an_informed_model_is_scored_in_the_separators_precision_and_batch(monkeypatch):
+    """Told what plays in each song, it is separated as asked: the same precision, batch and gains."""
+    import wavesep.evaluate as evaluate
+    from wavesep.models import ModelSpec, build_model
+    from wavesep.separate import Separator
+
+    spec = ModelSpec(("drums", "bass", "other"), sample_rate=8000, setting="informed", condition_dim=4)
+    model = build_model("latent-wavenet", spec, {"stride": 8, "window": 16, "basis": 16, "channels": 8,
+                                                 "skip_channels": 8, "stacks": 1, "blocks": 2})
+    made = []
+
+    class Recording(Separator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(evaluate, "Separator", Recording)
+    asked = Separator(model, batch=3, precision="float32", segment_s=0.05)
+    references = np.zeros((3, 2, 800), np.float32)
+    references[1] = np.random.default_rng(0).normal(0, 0.1, (2, 800))  # only the bass plays
+    estimates = evaluate.model_estimates(asked, references.sum(0), 8000, references, ["drums", "bass", "other"])
+    assert estimates.shape == (3, 2, 800) and not estimates[0].any() and estimates[1].any()
+    (used,) = made
+    assert (used.precision, used.batch, used.segment_s, used.stems) == ("float32", 3, 0.05, ["bass", "other"])

@@ -261,8 +261,8 @@ class Separator:
             what the weights or checkpoint say (:func:`wavesep.pretrained.separator_options`: their
             own ``separator.fit_gains``, else on when every term of their training loss is
             scale-invariant).
-        precision: ``float32``, ``bfloat16`` (autocast: the dilated stacks in bfloat16; a
-            latent-wavenet keeps its encoder, decoder and STFT paths in float32), or ``auto``
+        precision: ``float32``, ``bfloat16`` (autocast: the dilated stacks, and a latent-wavenet's
+            decoder product, in bfloat16; its encoder and STFT paths in float32), or ``auto``
             (default): bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX) for an
             architecture checked in it (``bfloat16_separation``: latent-wavenet, the precision it
             trains in there), else float32. See :func:`separation_precision`.
