@@ -13,8 +13,9 @@ stereo, 44.1 kHz, ``--batch`` x ``--segment`` s of random audio, one thread):
 - *output SNR*: how far the autocast output is from float32's, in dB (10 log10 of the float32
   output's energy over the difference's), in eval mode;
 - *gradient SNR*: the same for the gradient of the loss, over all parameters at once and as the
-  median over parameter tensors: bfloat16's rounding alone gives about 20-40 dB (measured: 19.6 for
-  HDemucs, 37 for wavesep); a wrong kernel gives 0 dB or less.
+  median over parameter tensors: bfloat16's rounding alone gives about 15-40 dB (measured with
+  unrelated random references until 2026-12-07: 19.6 for HDemucs, 37 for wavesep; with the mixture
+  their sum, as now: 18-19 for wavesep); a wrong kernel gives 0 dB or less.
 
 Prints a Markdown table and writes it with every figure to ``--out`` (JSON and .md)::
 
@@ -57,8 +58,11 @@ def measure(system: str, batch: int, segment_s: float, steps: int) -> dict:
     model = build_model(config.model.name, model_spec(config), config.model.args)
     loss_fn = LossMix(config.training.losses)
     length = round(segment_s * config.data.sample_rate)
-    mixture = torch.randn(batch, config.data.channels, length) * 0.1
     references = torch.randn(batch, len(model.sources), config.data.channels, length) * 0.1
+    # The mixture is their sum, as in training. With references unrelated to it, a random model's
+    # estimates project on them by chance, near 0, and the SI-SDR loss's gradient (which goes as
+    # 1 / that projection) swings with any rounding: a measure of that, not of the arithmetic.
+    mixture = references.sum(1)
 
     def step(bf16: bool) -> dict[str, torch.Tensor]:
         model.zero_grad(set_to_none=True)
