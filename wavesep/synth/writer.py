@@ -142,16 +142,20 @@ LATER_SETTINGS = ("drum_kits",)
 """Render settings added after datasets were recorded: those datasets were rendered with their default."""
 
 
+def _as_stored(settings: dict) -> dict:
+    """Settings as the dataset's settings file holds them (tuples are lists there), to compare with it."""
+    return json.loads(json.dumps(settings))
+
+
 def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: RenderSettings, audio_format: str):
     """Record how a dataset is rendered, or refuse to add songs rendered differently to it.
 
     Raises:
         ValueError: the dataset was rendered with other settings; naming them.
     """
-    wanted = json.loads(json.dumps({  # as the file holds it: tuples are lists there
-        **soundfont_record([path.resolve() for path in soundfonts]), "audio_format": audio_format,
-        **{k: v for k, v in asdict(settings).items() if k != "max_stem_seconds"},  # a cap, not a setting
-    }))
+    render = {k: v for k, v in asdict(settings).items() if k != "max_stem_seconds"}  # a cap, not a setting
+    wanted = _as_stored({**soundfont_record([path.resolve() for path in soundfonts]), "audio_format": audio_format,
+                         **render})
     path = dataset / DATASET_SETTINGS
     if not path.exists():
         tmp = path.with_name(path.name + ".tmp")
@@ -162,7 +166,7 @@ def check_dataset_settings(dataset: Path, soundfonts: list[Path], settings: Rend
         recorded = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable ({error})") from None
-    defaults = json.loads(json.dumps(asdict(RenderSettings())))
+    defaults = _as_stored(asdict(RenderSettings()))
     for key in LATER_SETTINGS:  # a dataset recorded before a setting existed had its default
         recorded.setdefault(key, defaults[key])
     keys = set(wanted) | ({"soundfont", "soundfonts"} & set(recorded))
