@@ -118,18 +118,18 @@ def describe_data(config: Config, source: Path, dataset) -> dict:
     if not isinstance(dataset, TrainChunks):
         soundfonts = config.data.soundfont or "default"
         soundfonts = [soundfonts] if isinstance(soundfonts, str) else soundfonts
-        kits = list(parse_drum_kits(config.data.drum_kits))
-        return {"source": str(source), "soundfonts": [Path(path).name for path in soundfonts],
-                **({"drum_kits": kits} if kits else {})}
-    try:
-        settings = json.loads((source / DATASET_SETTINGS).read_text())
-        soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
-    except (OSError, ValueError, KeyError):  # a dataset assembled by other means
-        settings, soundfonts = {}, []
-    kits = settings.get("drum_kits") or []  # the drum kits drawn (`wavesep render --drum-kits`), if any
-    return {"source": str(source), "songs": len(dataset.songs),
-            "hours": round(sum(song.duration_s for song in dataset.songs) / 3600, 3),
-            "soundfonts": [Path(path).name for path in soundfonts], **({"drum_kits": kits} if kits else {})}
+        record, kits = {"source": str(source)}, list(parse_drum_kits(config.data.drum_kits))
+    else:
+        try:
+            settings = json.loads((source / DATASET_SETTINGS).read_text())
+            soundfonts = settings["soundfonts"] if "soundfonts" in settings else [settings["soundfont"]]
+        except (OSError, ValueError, KeyError):  # a dataset assembled by other means
+            settings, soundfonts = {}, []
+        record = {"source": str(source), "songs": len(dataset.songs),
+                  "hours": round(sum(song.duration_s for song in dataset.songs) / 3600, 3)}
+        kits = settings.get("drum_kits") or []
+    # the drum kits drawn (render --drum-kits, data.drum_kits), if any
+    return record | {"soundfonts": [Path(path).name for path in soundfonts]} | ({"drum_kits": kits} if kits else {})
 
 
 def _loader(dataset, config: Config) -> torch.utils.data.DataLoader:
