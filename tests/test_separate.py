@@ -135,6 +135,19 @@ class Shares(SeparationModel):
         return out.flatten(1, 2), x.mean(dim=1, keepdim=True)
 
 
+class Grid(Shares):
+    """Output i is ``gains[i]`` times the input on the even samples of what the model is given and 0
+    on the odd ones: an output that depends on where the audio falls on the model's own grid, as a
+    stride's or an STFT's does."""
+
+    name = "test-grid"
+
+    def separate(self, x, cond):
+        even = (torch.arange(x.shape[-1]) % 2 == 0).to(x.dtype)
+        out = self.gains[None, :, None, None] * (x * even)[:, None]
+        return out.flatten(1, 2), x.mean(dim=1, keepdim=True)
+
+
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
     soundfile.write(str(path), audio.T, sample_rate, subtype=subtype)
     return path
@@ -476,3 +489,66 @@ def test_fitted_gains_undo_a_per_segment_level_and_sign():
     torch.testing.assert_close(fit_gains(scrambled, mixture), stems, atol=1e-4, rtol=1e-4)
     silent = fit_gains(torch.zeros(3, 2, 100), torch.randn(2, 100))
     assert torch.equal(silent, torch.zeros(3, 2, 100))
+
+
+def test_shifts_average_runs_that_fall_differently_on_the_models_grid():
+    from wavesep.separate import shift_offsets
+
+    assert shift_offsets(1, 8000) == [0] and shift_offsets(3, 8000) == [0, 1333, 2667]
+    # 4,000-sample segments every 3,000 samples over 13,000: every segment starts on an even sample
+    x = np.random.default_rng(0).normal(0, 0.2, (2, 13_000)).astype(np.float32)
+    gains = (0.5, 0.25, 0.1)
+    once = Separator(Grid(gains=gains, sample_rate=8000), segment_s=0.5).separate(x)
+    thrice = Separator(Grid(gains=gains, sample_rate=8000), segment_s=0.5, shifts=3).separate(x)
+    even = np.arange(x.shape[-1]) % 2 == 0
+    for name, gain in zip(("a", "b", "other"), gains):
+        np.testing.assert_allclose(once[name], gain * x * even, atol=1e-6)
+        # offset 0 keeps the even samples, the odd offsets 1333 and 2667 the odd ones, all put back in line
+        np.testing.assert_allclose(thrice[name], gain * x * np.where(even, 1 / 3, 2 / 3), atol=1e-6)
+    # a model that does not care where the audio falls gives what it gives without shifts
+    plain = Separator(Shares(sample_rate=8000), segment_s=0.5).separate(x)
+    shifted = Separator(Shares(sample_rate=8000), segment_s=0.5, shifts=4).separate(x)
+    assert all(np.allclose(shifted[name], plain[name], atol=1e-6) for name in plain)
+
+
+def test_shifts_change_a_strided_models_stems_reproducibly_and_reach_informed_evaluation():
+    from wavesep.evaluate import model_estimates
+
+    x = tone(2, 1.5, 44100) + np.random.default_rng(0).normal(0, 0.05, (2, 66150)).astype(np.float32)
+    once = Separator("tiny-untrained", precision="float32").separate(x)
+    twice = Separator("tiny-untrained", precision="float32", shifts=2).separate(x)
+    again = Separator("tiny-untrained", precision="float32", shifts=2).separate(x)
+    for name in once:
+        assert twice[name].shape == x.shape and not np.allclose(twice[name], once[name], atol=1e-6)
+        assert np.array_equal(twice[name], again[name])  # fixed offsets: the same stems every time
+    torch.manual_seed(0)
+    from wavesep.models import build_model
+
+    spec = ModelSpec(("drums", "bass", "other"), sample_rate=8000, setting="informed", condition_dim=4)
+    model = build_model("latent-wavenet", spec, {"stride": 8, "window": 16, "basis": 16, "channels": 8,
+                                                 "skip_channels": 8, "stacks": 1, "blocks": 2})
+    mixture = np.random.default_rng(1).normal(0, 0.2, (1, 4_000)).astype(np.float32)
+    references = np.stack([mixture * 0.5, mixture * 0.5, np.zeros_like(mixture)])
+    told = Separator(model, precision="float32", shifts=2).told(["drums", "bass"])
+    assert (told.shifts, told.precision, told.request.run[:2]) == (2, "float32", ["drums", "bass"])
+    stems = ["drums", "bass", "other"]
+    scored = model_estimates(Separator(model, precision="float32", shifts=2), mixture, 8000, references, stems)
+    expected = told.separate(mixture)
+    np.testing.assert_array_equal(scored, np.stack([expected.get(s, np.zeros_like(mixture)) for s in stems]))
+    unshifted = model_estimates(Separator(model, precision="float32"), mixture, 8000, references, stems)
+    assert not np.allclose(unshifted, scored, atol=1e-6)
+    with pytest.raises(ValueError, match="shifts must be an integer >= 1, got 0"):
+        Separator(Shares(), shifts=0)
+
+
+def test_cli_shifts(tmp_path, tiny_song, capsys):
+    out = tmp_path / "out"
+    assert main(["separate", str(tiny_song), "-m", "tiny-untrained", "-o", str(out), "--shifts", "2",
+                 "--precision", "float32", "--no-progress"]) == 0
+    expected = Separator("tiny-untrained", precision="float32", shifts=2).separate(tiny_song)
+    for name, stem in expected.items():
+        written, _ = soundfile.read(out / "song" / f"{name}.wav", dtype="float32", always_2d=True)
+        np.testing.assert_allclose(written.T, stem, atol=1e-6, err_msg=name)
+    with pytest.raises(SystemExit) as error:
+        main(["separate", str(tiny_song), "-o", str(out), "--shifts", "0"])
+    assert error.value.code == 2 and "--shifts: must be at least 1, got 0" in capsys.readouterr().err

@@ -115,9 +115,7 @@ def model_estimates(separator: Separator, mixture: np.ndarray, sample_rate: int,
     is a silent estimate."""
     if separator.model.spec.setting == "informed":
         playing = [s for s, reference in zip(stems, references) if np.any(reference)] or stems
-        separator = Separator(separator.model, device=str(separator.device), segment_s=separator.segment_s,
-                              overlap=separator.overlap, instruments=playing, fit_gains=separator.fit_gains,
-                              batch=separator.batch, precision=separator.precision)
+        separator = separator.told(playing)
     separated = separator.separate(mixture, sample_rate)
     return np.stack([separated.get(s, np.zeros_like(mixture)) for s in stems])
 

@@ -14,6 +14,11 @@ The path of one track, all in blocks so that memory does not grow with the track
   model's output: the stems it judges absent are dropped, content and all.)
 - Informed models are told what to extract (``instruments``); blind models detect what plays and
   only the stems judged present are kept, with the presence probabilities.
+- *Shifts* (``shifts=N``, ``--shifts N``, Demucs's shift trick made reproducible): each segment is
+  separated N times, delayed by N offsets spread evenly over :data:`MAX_SHIFT_S` (zeros before
+  it), and the N estimates, put back into line, are averaged. A model with a stride or an STFT
+  frame grid sees the audio fall differently on it each time. N times the work; the offsets are
+  fixed, so the same input gives the same stems.
 
 :meth:`Separator.separate` takes a tensor or array ``(channels, time)`` or ``(time,)`` and returns
 ``{stem: same type and layout}``. :meth:`Separator.separate_file` writes stem files; see
@@ -45,6 +50,7 @@ DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 BLOCK_S = 10.0  # seconds read from a file at a time
 CUDA_BATCH = 8  # segments per model call on a GPU
 DETECTIONS = "detections"  # the {stem} of a blind model's detection report in the template
+MAX_SHIFT_S = 0.5  # the span of the shifts' offsets (Demucs's shift trick draws them from 0.5 s)
 
 
 @dataclass
@@ -159,6 +165,7 @@ class Track:
             sample_rate, rate, channels, dtype="float32", quality="HQ")
         self.resample_out = None if rate == sample_rate else soxr.ResampleStream(
             rate, sample_rate, self.n_outputs * channels, dtype="float32", quality="HQ")
+        self.offsets = shift_offsets(separator.shifts, rate)
         segment = max(1, round(separator.segment_s * rate))
         self.blender = OverlapAdd(self._run_segments, segment, min(segment - 1, round(separator.overlap * segment)),
                                   batch=separator.batch)
@@ -171,9 +178,13 @@ class Track:
     def _run_segments(self, mixture: torch.Tensor) -> torch.Tensor:
         """(segments, channels, time) on the CPU -> (segments, n_outputs, channels, time) on the CPU."""
         device = self.separator.device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.separator.precision == "bfloat16"):
-            stems = self._stems(mixture.to(device))
-        return stems.float().cpu()
+        mixture = mixture.to(device)
+        total = None
+        for offset in self.offsets:  # see the module docstring: shifts
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.separator.precision == "bfloat16"):
+                stems = self._stems(torch.nn.functional.pad(mixture, (offset, 0)))[..., offset:].float()
+            total = stems if total is None else total.add_(stems)
+        return total.div_(len(self.offsets)).cpu()
 
     def _stems(self, x: torch.Tensor) -> torch.Tensor:
         separator, request = self.separator, self.separator.request
@@ -261,6 +272,8 @@ class Separator:
             what the weights or checkpoint say (:func:`wavesep.pretrained.separator_options`: their
             own ``separator.fit_gains``, else on when every term of their training loss is
             scale-invariant).
+        shifts: separate each segment this many times at offsets spread over :data:`MAX_SHIFT_S`
+            and average (module docstring; default 1: once, as it comes).
         precision: ``float32``, ``bfloat16`` (autocast: the dilated stacks, and a latent-wavenet's
             decoder product, in bfloat16; its encoder and STFT paths in float32), or ``auto``
             (default): bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX) for an
@@ -271,7 +284,8 @@ class Separator:
     def __init__(self, model: str | Path | SeparationModel | None = None, device: str = "cpu",
                  segment_s: float | None = None, overlap: float = 0.25, stems: list[str] | None = None,
                  instruments: list[str] | None = None, threshold: float = 0.5, consistency: bool = False,
-                 fit_gains: bool | None = None, batch: int | None = None, precision: str = "auto"):
+                 fit_gains: bool | None = None, batch: int | None = None, precision: str = "auto",
+                 shifts: int = 1):
         from wavesep.pretrained import load_any
 
         if isinstance(model, SeparationModel):
@@ -292,6 +306,9 @@ class Separator:
                              f"{segment_s}, {overlap}, {threshold}")
         if batch is not None and batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+            raise ValueError(f"shifts must be an integer >= 1, got {shifts!r}")
+        self.shifts = shifts
         self.batch = batch or (CUDA_BATCH if self.device.type == "cuda" else 1)
         self.precision = separation_precision(precision, self.model, self.device)
         self.segment_s = segment_s
@@ -313,6 +330,12 @@ class Separator:
     def stems(self) -> list[str]:
         """The stems a separation returns (a blind model's may drop those it finds absent)."""
         return list(self.request.keep)
+
+    def told(self, instruments: list[str]) -> Separator:
+        """An informed model's separator with the same settings, told that ``instruments`` play."""
+        return Separator(self.model, device=str(self.device), segment_s=self.segment_s, overlap=self.overlap,
+                         instruments=instruments, threshold=self.threshold, consistency=self.other is not None,
+                         fit_gains=self.fit_gains, batch=self.batch, precision=self.precision, shifts=self.shifts)
 
     def consistent(self, stems: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         """(n_run, channels, time) with what they miss of ``mixture (channels, time)`` added to ``other``."""
@@ -383,6 +406,13 @@ class Separator:
                       progress: Callable[[float], None] | None = None) -> FileResult:
         """Separate one file into stem files under ``out`` (see :class:`FileJob`)."""
         return FileJob(self, Path(path), Path(out), template, format, bits, clip, force).run(progress)
+
+
+def shift_offsets(shifts: int, sample_rate: int) -> list[int]:
+    """The delays, in samples, of the ``shifts`` runs of each segment: spread evenly over
+    :data:`MAX_SHIFT_S`, the first 0 (one shift: the segment as it comes)."""
+    span = MAX_SHIFT_S * sample_rate
+    return [round(i * span / shifts) for i in range(shifts)]
 
 
 def _with_last(items: Iterable) -> Iterator[tuple]:
