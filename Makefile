@@ -37,10 +37,16 @@ default-model: training-data
 	DATA=$(DATA) BIN=$(VENV)/bin ./scripts/train-default.sh
 
 # wavesep against Conv-TasNet, HDemucs and Open-Unmix trained on the same data with the same CPU
-# budget (trains the runs runs/compare lacks, SEEDS per system, then scores them all): see the README.
+# budget (trains the runs RUNS lacks, SEEDS per system, JOBS at a time, then scores them all): see
+# the README. Its headline table is `make bench-quality DATA=data/drum-kits DRUM_KITS=gm
+# RUNS=runs/kits SYSTEMS="wavesep conv-tasnet open-unmix" JOBS=2`.
 SEEDS ?= 3
+JOBS ?= 1
+RUNS ?= runs/compare
+SYSTEMS ?= wavesep conv-tasnet hdemucs open-unmix
 bench-quality: training-data
-	$(PY) bench/quality.py --train $(DATA)/dataset --runs runs/compare --seeds $(SEEDS)
+	$(PY) bench/quality.py --train $(DATA)/dataset --runs $(RUNS) --seeds $(SEEDS) --jobs $(JOBS) \
+		--systems $(SYSTEMS) --out $(RUNS)/quality.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
