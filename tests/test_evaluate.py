@@ -119,7 +119,7 @@ def test_a_blind_model_is_scored_with_silence_for_what_it_drops(corpus):
 
 
 def test_an_informed_model_is_scored_in_the_separators_precision_and_batch(monkeypatch):
-    """Told what plays in each song, it is separated as asked: the same precision, batch and gains."""
+    """Told what plays in each song, it is separated as asked: the same precision, batch, gains and shifts."""
     import wavesep.evaluate as evaluate
     from wavesep.models import ModelSpec, build_model
     from wavesep.separate import Separator
@@ -128,17 +128,14 @@ def test_an_informed_model_is_scored_in_the_separators_precision_and_batch(monke
     model = build_model("latent-wavenet", spec, {"stride": 8, "window": 16, "basis": 16, "channels": 8,
                                                  "skip_channels": 8, "stacks": 1, "blocks": 2})
     made = []
-
-    class Recording(Separator):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(evaluate, "Separator", Recording)
-    asked = Separator(model, batch=3, precision="float32", segment_s=0.05)
+    told = Separator.told
+    monkeypatch.setattr(Separator, "told", lambda self, instruments: made.append(told(self, instruments)) or made[-1])
+    asked = Separator(model, batch=3, precision="float32", segment_s=0.05, shifts=2)
     references = np.zeros((3, 2, 800), np.float32)
     references[1] = np.random.default_rng(0).normal(0, 0.1, (2, 800))  # only the bass plays
     estimates = evaluate.model_estimates(asked, references.sum(0), 8000, references, ["drums", "bass", "other"])
     assert estimates.shape == (3, 2, 800) and not estimates[0].any() and estimates[1].any()
     (used,) = made
+    np.testing.assert_array_equal(estimates[1], used.separate(references.sum(0), 8000)["bass"])
+    assert used.shifts == 2
     assert (used.precision, used.batch, used.segment_s, used.stems) == ("float32", 3, 0.05, ["bass", "other"])

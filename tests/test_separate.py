@@ -511,9 +511,7 @@ def test_shifts_average_runs_that_fall_differently_on_the_models_grid():
     assert all(np.allclose(shifted[name], plain[name], atol=1e-6) for name in plain)
 
 
-def test_shifts_change_a_strided_models_stems_reproducibly_and_reach_informed_evaluation():
-    from wavesep.evaluate import model_estimates
-
+def test_shifts_change_a_strided_models_stems_reproducibly():
     x = tone(2, 1.5, 44100) + np.random.default_rng(0).normal(0, 0.05, (2, 66150)).astype(np.float32)
     once = Separator("tiny-untrained", precision="float32").separate(x)
     twice = Separator("tiny-untrained", precision="float32", shifts=2).separate(x)
@@ -521,22 +519,6 @@ def test_shifts_change_a_strided_models_stems_reproducibly_and_reach_informed_ev
     for name in once:
         assert twice[name].shape == x.shape and not np.allclose(twice[name], once[name], atol=1e-6)
         assert np.array_equal(twice[name], again[name])  # fixed offsets: the same stems every time
-    torch.manual_seed(0)
-    from wavesep.models import build_model
-
-    spec = ModelSpec(("drums", "bass", "other"), sample_rate=8000, setting="informed", condition_dim=4)
-    model = build_model("latent-wavenet", spec, {"stride": 8, "window": 16, "basis": 16, "channels": 8,
-                                                 "skip_channels": 8, "stacks": 1, "blocks": 2})
-    mixture = np.random.default_rng(1).normal(0, 0.2, (1, 4_000)).astype(np.float32)
-    references = np.stack([mixture * 0.5, mixture * 0.5, np.zeros_like(mixture)])
-    told = Separator(model, precision="float32", shifts=2).told(["drums", "bass"])
-    assert (told.shifts, told.precision, told.request.run[:2]) == (2, "float32", ["drums", "bass"])
-    stems = ["drums", "bass", "other"]
-    scored = model_estimates(Separator(model, precision="float32", shifts=2), mixture, 8000, references, stems)
-    expected = told.separate(mixture)
-    np.testing.assert_array_equal(scored, np.stack([expected.get(s, np.zeros_like(mixture)) for s in stems]))
-    unshifted = model_estimates(Separator(model, precision="float32"), mixture, 8000, references, stems)
-    assert not np.allclose(unshifted, scored, atol=1e-6)
     with pytest.raises(ValueError, match="shifts must be an integer >= 1, got 0"):
         Separator(Shares(), shifts=0)
 
