@@ -57,9 +57,10 @@ def test_scores_of_the_mixture_and_of_a_silent_reference():
 def test_evaluate_writes_json_and_markdown_with_both_bounds(corpus, tmp_path, capsys):
     out = tmp_path / "results.json"
     assert main(["evaluate", "-m", "tiny-untrained", "--data", str(corpus["dataset"] / "train"), "--songs", "2",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--shifts", "2", "--precision", "float32"]) == 0
     results = json.loads(out.read_text())  # strict JSON: no NaN, absent stems are null
     assert len(results["songs"]) == 2 and results["stems"] == STEMS and results["stem_set"] == "seed4"
+    assert (results["shifts"], results["precision"]) == (2, "float32")  # how the stems were made
     assert set(results["summary"]) == set(SYSTEMS)
     mixture = results["summary"]["mixture"]
     oracle = results["summary"]["oracle IRM"]

@@ -168,6 +168,9 @@ def evaluate(separator: Separator, data: str | Path, stem_set: str | None = None
         "sample_rate": separator.sample_rate,
         "segment_s": separator.segment_s,
         "overlap": separator.overlap,
+        "precision": separator.precision,
+        "fit_gains": separator.fit_gains,
+        "shifts": separator.shifts,
         "definitions": SILENCE_NOTE,
         "seconds": round(time.perf_counter() - started, 1),
         "songs": [{"name": r.name, "duration_s": round(r.duration_s, 2), "scores": nan_to_none(r.scores)}
