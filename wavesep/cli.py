@@ -410,13 +410,19 @@ def cmd_separate(args) -> int:
     return 1 if failed else 0
 
 
+def _scoring_separator(args):
+    """The separator of `evaluate` and `samples`, from the options they share (_add_evaluate)."""
+    from wavesep.separate import Separator
+
+    return Separator(args.model, device=args.device, precision=args.precision, shifts=args.shifts)
+
+
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from wavesep.evaluate import evaluate, markdown_table, write_results
-    from wavesep.separate import Separator
 
-    separator = Separator(args.model, device=args.device, precision=args.precision, shifts=args.shifts)
+    separator = _scoring_separator(args)
     with tqdm(desc="evaluate", unit="song") as bar:
         results = evaluate(separator, args.data, args.stems, args.songs, bss=not args.no_bss,
                            progress=lambda name: bar.update(1))
@@ -430,9 +436,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_samples(args) -> int:
     from wavesep.evaluate import write_samples
-    from wavesep.separate import Separator
 
-    separator = Separator(args.model, device=args.device, precision=args.precision, shifts=args.shifts)
+    separator = _scoring_separator(args)
     index = write_samples(separator, args.data, args.out, args.stems, args.songs or 4, args.excerpt)
     print(f"wrote the listening page: open {index.resolve().as_uri()}")
     return 0
