@@ -122,6 +122,12 @@ def train_missing(runs: Path, data: Path, stem_sets: list[str], systems: list[st
 
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
         failed = [run.name for run, code in zip(commands, pool.map(train, commands)) if code]
+    busy = [f"{run.name} ({share:.0%})" for run in commands if (done := _done(run))
+            and (share := cpu_share(done)) is not None and share < BUSY]
+    if busy:
+        print(f"warning: these runs had less than {BUSY:.0%} of their CPU while training (another process ran "
+              f"beside them), so their budgets bought fewer steps than on an idle machine: {', '.join(busy)}",
+              flush=True)
     if failed:
         raise SystemExit(f"training failed: {', '.join(failed)} (see the errors above)")
 
@@ -181,8 +187,23 @@ def training_budget(path: str) -> dict:
                                              "precision", "training_data")}
     if Path(path).is_file() and (done := _done(Path(path).parent)) and done.get("step") is not None:
         budget |= {"run_step": done["step"], "run_budget_used_s": done.get("budget_used_s"),
-                   "budget_unit": budget["budget_unit"] or done.get("budget_unit")}
+                   "budget_unit": budget["budget_unit"] or done.get("budget_unit"), "cpu_share": cpu_share(done)}
     return budget
+
+
+def cpu_share(done: dict) -> float | None:
+    """The share of its threads' CPU time a run's training steps had: CPU seconds over wall-clock
+    seconds times threads, from its "done" record (None for runs older than that record, or timed in
+    wall-clock seconds). Below ``BUSY`` another process ran beside it and its budget bought fewer steps."""
+    if done.get("budget_unit") != "CPU seconds" or not done.get("steps_wall_s") or not done.get("threads"):
+        return None
+    return done["budget_used_s"] / (done["steps_wall_s"] * done["threads"])
+
+
+# A training run alone on its cores gets ~100 % of their CPU time (what data loading waits for aside);
+# one that had less shared them, and even at a budget of CPU seconds a process beside it costs steps
+# (measured: a test suite at the lowest priority cost two runs 10 and 12 % of their steps).
+BUSY = 0.9
 
 
 def real_time_factor(separator, mixture: np.ndarray, sample_rate: int, seconds: float, repeats: int = 3) -> float:
@@ -271,6 +292,8 @@ def table(rows: dict, label: str, stems: list[str]) -> str:
         budget += f" (best at step {t['step']})" if steps != t.get("step") else ""
         budget += f", {t['precision']}" if t.get("precision") else ""
         budget += f", {t['hardware']}" if t.get("hardware") else ""
+        if (share := t.get("cpu_share")) is not None and share < BUSY:
+            budget += f", **{share:.0%} of its CPU: trained on a busy machine**"
         if data := t.get("training_data"):  # what it learned from (runs older than this record have none)
             fonts = " + ".join(Path(font).stem for font in data.get("soundfonts", []))
             budget += f"; {data['songs']} songs, {data['hours']:.1f} h, {fonts}" if "songs" in data else ""

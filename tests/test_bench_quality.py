@@ -86,6 +86,31 @@ def test_runs_trained_at_once_all_go_through_when_one_fails(tmp_path, monkeypatc
     assert sorted(Path(run).name for run in started) == ["band-conv-tasnet", "band-open-unmix", "band-wavesep"]
 
 
+def test_runs_that_shared_their_cpu_while_training_are_named(tmp_path, monkeypatch, capsys):
+    """A run's CPU share is its CPU seconds over its steps' wall-clock seconds times its threads: the
+    runs that had less than 90 % of it are named when training ends, and their table cell says so."""
+    shares = {"band-wavesep": 0.75, "band-open-unmix": 0.98}
+
+    def fake_run(command, **_):  # "trains": writes the best checkpoint and the done record
+        run = Path(command[command.index("--run-dir") + 1])
+        run.mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"")
+        done = {"step": 300, "done": True, "budget_used_s": 720.0, "budget_unit": "CPU seconds",
+                "steps_wall_s": 720.0 / shares[run.name], "threads": 1}
+        (run / "log.jsonl").write_text(json.dumps(done) + "\n")
+        return quality.subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(quality.subprocess, "run", fake_run)
+    quality.train_missing(tmp_path / "runs", tmp_path / "data", ["band"], ["wavesep", "open-unmix"], {"band": 720.0})
+    warning = capsys.readouterr().out.splitlines()[-1]
+    assert warning.startswith("warning: these runs had less than 90% of their CPU while training")
+    assert warning.endswith(": band-wavesep (75%)")
+    assert quality.cpu_share({"budget_used_s": 720.0, "budget_unit": "CPU seconds", "steps_wall_s": 400.0,
+                              "threads": 2}) == pytest.approx(0.9)
+    assert quality.cpu_share({"budget_used_s": 720.0, "budget_unit": "seconds", "steps_wall_s": 720.0, "threads": 1}) is None
+    assert quality.cpu_share({"budget_used_s": 720.0, "budget_unit": "CPU seconds"}) is None  # before the record
+
+
 def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path, monkeypatch, capsys):
     import torch
 
@@ -115,7 +140,8 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
         save_atomic(checkpoint_payload(model, {}, training), run / "best.pt")
         if seed:  # the run went on past its best checkpoint
             (run / "log.jsonl").write_text(json.dumps({"step": 25, "done": True, "budget_used_s": 480.5,
-                                                        "budget_unit": "CPU seconds"}) + "\n")
+                                                        "budget_unit": "CPU seconds", "steps_wall_s": 600.6,
+                                                        "threads": 1}) + "\n")
     out = tmp_path / "quality.json"
     assert quality.main(["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--seeds", "2",
                          "--systems", "wavesep", "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "",
@@ -127,9 +153,9 @@ def test_several_seeds_are_trained_under_their_own_names_and_summarised(tmp_path
     line = next(line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| seed4 |"))
     assert line.endswith(f"| {sum(scores) / 2:+.2f} [{min(scores):+.2f}, {max(scores):+.2f}] (2 runs) |")
     seed1 = next(line for line in out.with_suffix(".md").read_text().splitlines() if "| wavesep seed 1 (" in line)
-    # the whole run's budget, where its best checkpoint was, and its training data
-    assert seed1.endswith("| 25 steps, 8.0 CPU min (best at step 10); 232 songs, 3.0 h, FluidR3_GM + MuseScore_General, "
-                          "3 drum kits |")
+    # the whole run's budget, where its best checkpoint was, the CPU share it had, and its training data
+    assert seed1.endswith("| 25 steps, 8.0 CPU min (best at step 10), **80% of its CPU: trained on a busy machine**; "
+                          "232 songs, 3.0 h, FluidR3_GM + MuseScore_General, 3 drum kits |")
     args = ["--runs", str(runs), "--work", str(tmp_path / "work"), "--out", str(out), "--systems", "conv-tasnet",
             "--stem-sets", "seed4", "--songs", "1", "--unseen-soundfont", "", "--rtf-seconds", "1", "--threads", "1"]
     assert quality.main(args) == 0  # no conv-tasnet run: wavesep's rows stay as they were

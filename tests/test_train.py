@@ -367,6 +367,9 @@ def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_pat
     assert 1 <= result.step < 100000  # the budget, not the steps, ended it
     last = read_checkpoint(run_dir / "last.pt")["training"]
     assert last["step"] == result.step and last["budget_used_s"] == pytest.approx(done["budget_used_s"])
+    # the same steps' wall-clock time and the threads, which say what share of the CPU they had
+    assert done["steps_wall_s"] > 0 and done["threads"] == torch.get_num_threads()
+    assert last["steps_wall_s"] == pytest.approx(done["steps_wall_s"])
     assert read_checkpoint(run_dir / "best.pt")["training"]["budget_used_s"] > 0  # the budget behind the weights
     # What one step costs varies with the machine's load (CPU time counts every spinning thread):
     # the larger budget is a multiple of what the first run used, so it always buys more steps.
@@ -374,6 +377,7 @@ def test_a_time_budget_stops_the_run_and_a_larger_one_resumes_it(corpus, tmp_pat
     more = train(load_config(run_dir / "config.yaml", [f"training.budget_s={larger}"]), run_dir, resume=True,
                  progress=False)
     assert more.step > result.step and log_records(run_dir)[-1]["budget_used_s"] >= larger
+    assert log_records(run_dir)[-1]["steps_wall_s"] > done["steps_wall_s"]  # continued, not started again
 
 
 def test_a_cosine_schedule_ends_with_the_budget(corpus):

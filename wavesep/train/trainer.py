@@ -158,6 +158,7 @@ class Trainer:
 
         self.step, self.best_score, self.best_step, self.elapsed_s = 0, float("-inf"), None, 0.0
         self.budget_used_s = 0.0  # see TrainingSection.budget_s
+        self.steps_wall_s = 0.0  # wall-clock seconds of the same steps: with CPU seconds, the CPU share they had
         cpu = process.device.type != "cuda"
         self.budget_clock = time.process_time if cpu else time.perf_counter
         self.budget_unit = "CPU seconds" if cpu else "seconds"
@@ -195,7 +196,7 @@ class Trainer:
             "rng": self.process.gather(torch.get_rng_state()),
             "generator": self.process.gather(self.generator.get_state()),
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
-            **self._provenance(), "examples": self.step * self.config.training.batch_size * self.process.world_size,
+            "steps_wall_s": self.steps_wall_s, **self._provenance(), "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
         if self.average is not None:
             state["average"] = self.average.state_dict()
@@ -221,6 +222,7 @@ class Trainer:
             raise ValueError(f"{path}: cannot resume from it with this config ({reason})") from None
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
         self.budget_used_s = state.get("budget_used_s", 0.0)
+        self.steps_wall_s = state.get("steps_wall_s", 0.0)
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         rank = self.process.rank
         if state["world_size"] == self.process.world_size:
@@ -306,12 +308,13 @@ class Trainer:
             # GPU machine), which is no training: it is fetched outside the budget's clock.
             first = next(self.batches) if self.step < steps and not spent else None
             while self.step < steps and not spent:
-                clock = self.budget_clock()
+                clock, wall = self.budget_clock(), time.perf_counter()
                 mixture, stems = first if first is not None else next(self.batches)
                 first = None
                 loss, parts, applied = self._train_step(mixture, stems)
                 used = self.budget_clock() - clock
                 self.budget_used_s += used
+                self.steps_wall_s += time.perf_counter() - wall
                 self.step += 1
                 bar.update(min(used, bar.total - bar.n) if budgeted else 1)
                 speed = (self.step - start_step) * audio_per_step / (time.perf_counter() - started)
@@ -355,6 +358,7 @@ class Trainer:
         in_sync = self.process.all_equal(sum(float(p.detach().double().sum()) for p in self.model.parameters()))
         self._log({"step": self.step, "done": True, "world_size": self.process.world_size,
                    "budget_used_s": self.budget_used_s, "budget_unit": self.budget_unit,
+                   "steps_wall_s": self.steps_wall_s, "threads": torch.get_num_threads(),
                    "ranks_in_sync": in_sync, "best_score": self.best_score, "best_step": self.best_step})
         return RunResult(self.run_dir, self.step, self.best_score, self.best_step, loss, self.process.main)
 
