@@ -34,7 +34,7 @@ training-data: setup
 
 # Reproduce the shipped default model (training on one CPU thread, registration): see the README.
 default-model: training-data
-	DATA=$(DATA) BIN=$(VENV)/bin ./scripts/train-default.sh
+	DATA=$(DATA) DRUM_KITS=$(DRUM_KITS) BIN=$(VENV)/bin ./scripts/train-default.sh
 
 # wavesep against Conv-TasNet, HDemucs and Open-Unmix trained on the same data with the same CPU
 # budget (trains the runs RUNS lacks, SEEDS per system, JOBS at a time, then scores them all): see

@@ -21,7 +21,10 @@ fi
 # The floor: the model's mean SI-SDRi on 20 s of a song it never heard (seed 2026, as in
 # tests/test_default_model.py), less 1 dB for numerical differences between machines.
 floor=$("$BIN/python" scripts/floor.py "$RUN/default.safetensors")
+stride=$("$BIN/python" -c "import sys; from wavesep.train.checkpoint import read_checkpoint
+print(read_checkpoint(sys.argv[1])['config']['model']['args']['stride'])" "$RUN/best.pt")
 "$BIN/wavesep" export "$RUN/best.pt" --out "$RUN/default.safetensors" --register default \
-    --description "latent-wavenet (stride 64), band stems, 44.1 kHz; $CONFIG" \
-    --info "floor_si_sdri=$floor" --info "trained_on=$DATA/dataset, made by make training-data (300 generated songs, seed 7, FluidR3_GM)"
+    --description "latent-wavenet (stride $stride), band stems, 44.1 kHz; $CONFIG" \
+    --info "floor_si_sdri=$floor" \
+    --info "trained_on=$DATA/dataset, made by make training-data (300 generated songs, seed 7, FluidR3_GM${DRUM_KITS:+, drum kits $DRUM_KITS})"
 echo "registered default (floor $floor dB)"
