@@ -196,7 +196,8 @@ class Trainer:
             "rng": self.process.gather(torch.get_rng_state()),
             "generator": self.process.gather(self.generator.get_state()),
             "best_score": self.best_score, "best_step": self.best_step, "elapsed_s": self.elapsed_s,
-            "steps_wall_s": self.steps_wall_s, **self._provenance(), "examples": self.step * self.config.training.batch_size * self.process.world_size,
+            "steps_wall_s": self.steps_wall_s, **self._provenance(),
+            "examples": self.step * self.config.training.batch_size * self.process.world_size,
         }
         if self.average is not None:
             state["average"] = self.average.state_dict()
